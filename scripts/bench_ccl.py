@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Benchmark lesioneval's connected-component labelling against cc3d and scipy.
+
+Usage:
+  python3 scripts/bench_ccl.py --bin target/release/lesioneval [--repeat 11]
+      [--sizes 192x192x160,512x512x512] [--threads 1] [--seed 12345] [--keep DIR]
+
+For every generated volume and connectivity 6/18/26 it times (median of --repeat runs)
+  * cc3d.connected_components (single-threaded, out_dtype=uint32, Fortran-ordered input)
+  * scipy.ndimage.label with generate_binary_structure(3, 1|2|3)
+  * `BIN label IN --out OUT.nii.gz --connectivity C --timings --repeat N`
+    (env RAYON_NUM_THREADS=<threads>), parsing `label=<ms>ms` from its stderr line
+    `timing read=..ms label=..ms stats=..ms write=..ms`
+and checks that lesioneval's labels are identical to cc3d's.  Prints a Markdown table.
+Exit status 1 if any labels differ (2 if lesioneval fails to run).
+Volumes: "sparse blobs" (random balls, ~1.3 % foreground) for each size; for 512^3
+sizes also "random p=0.5", "all-zero", "all-one".
+"""
+import sys
+from pathlib import Path
+
+sys.dont_write_bytecode = True  # keep scripts/ free of __pycache__
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _venv  # noqa: E402
+
+_venv.ensure()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import re  # noqa: E402
+import shlex  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import cc3d  # noqa: E402
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+from _fixio import save_nifti  # noqa: E402
+
+CONNS = (6, 18, 26)
+RANK = {6: 1, 18: 2, 26: 3}
+LABEL_RE = re.compile(r"label=([0-9.]+)ms")
+
+
+def parse_size(s):
+    parts = [int(x) for x in s.lower().split("x")]
+    if len(parts) != 3 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"bad size {s!r}, expected e.g. 192x192x160")
+    return tuple(parts)
+
+
+def sparse_blobs(shape, seed, target=0.013):
+    """Random balls until ~target foreground fraction (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    m = np.zeros(shape, dtype=bool)
+    total = m.size
+    rmax = max(2.0, min(shape) / 24.0)
+    count = 0
+    while count < target * total:
+        r = float(rng.uniform(1.0, rmax))
+        c = [float(rng.uniform(0, s - 1)) for s in shape]
+        lo = [max(0, int(np.floor(ci - r))) for ci in c]
+        hi = [min(s, int(np.ceil(ci + r)) + 1) for ci, s in zip(c, shape)]
+        sub = np.ogrid[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        d2 = sum((g - ci) ** 2 for g, ci in zip(sub, c))
+        view = m[tuple(slice(a, b) for a, b in zip(lo, hi))]
+        before = int(view.sum())
+        view |= d2 <= r * r
+        count += int(view.sum()) - before
+    return np.asfortranarray(m.astype(np.uint8))
+
+
+def volumes(sizes, seed):
+    for i, shape in enumerate(sizes):
+        tag = "x".join(map(str, shape))
+        yield f"sparse blobs {tag}", sparse_blobs(shape, seed + i)
+        if shape == (512, 512, 512):
+            rng = np.random.default_rng(seed + 100 + i)
+            yield f"random p=0.5 {tag}", np.asfortranarray((rng.random(shape, dtype=np.float32) < 0.5).astype(np.uint8))
+            yield f"all-zero {tag}", np.zeros(shape, dtype=np.uint8, order="F")
+            yield f"all-one {tag}", np.ones(shape, dtype=np.uint8, order="F")
+
+
+def median_ms(fn, repeat):
+    ts = []
+    out = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        ts.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(ts), out
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, help="path to the lesioneval binary")
+    ap.add_argument("--repeat", type=int, default=11)
+    ap.add_argument("--sizes", default="192x192x160,512x512x512",
+                    type=lambda s: [parse_size(x) for x in s.split(",") if x])
+    ap.add_argument("--threads", type=int, default=1, help="RAYON_NUM_THREADS for lesioneval")
+    ap.add_argument("--seed", type=int, default=12345)
+    ap.add_argument("--keep", default=None, help="keep the written volumes/outputs in this directory")
+    args = ap.parse_args()
+    if args.repeat < 1:
+        ap.error("--repeat must be >= 1")
+    binary = os.path.abspath(args.bin)
+    if not os.access(binary, os.X_OK):
+        ap.error(f"not an executable: {binary}")
+
+    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
+    tmpctx = tempfile.TemporaryDirectory(prefix="bench_ccl_") if args.keep is None else None
+    tmp = Path(args.keep or tmpctx.name)
+    tmp.mkdir(parents=True, exist_ok=True)
+
+    rows, all_same, cmd_example = [], True, None
+    for vi, (name, vol) in enumerate(volumes(args.sizes, args.seed)):
+        fg = float(vol.mean()) * 100
+        inp = tmp / f"vol{vi}.nii.gz"
+        save_nifti(inp, vol, np.eye(4))
+        print(f"# {name}: {fg:.2f}% foreground", file=sys.stderr, flush=True)
+        for c in CONNS:
+            t_cc, ref = median_ms(lambda: cc3d.connected_components(vol, connectivity=c, out_dtype=np.uint32),
+                                  args.repeat)
+            st = ndimage.generate_binary_structure(3, RANK[c])
+            t_sp, _ = median_ms(lambda: ndimage.label(vol, structure=st), args.repeat)
+            out = tmp / f"vol{vi}_c{c}.nii.gz"
+            cmd = [binary, "label", str(inp), "--out", str(out), "--connectivity", str(c),
+                   "--timings", "--repeat", str(args.repeat)]
+            cmd_example = cmd_example or cmd
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"lesioneval failed ({p.returncode}): {shlex.join(cmd)}\n{p.stderr}", file=sys.stderr)
+                sys.exit(2)
+            m = LABEL_RE.search(p.stderr)
+            if not m:
+                print(f"no 'label=<ms>ms' in stderr of {shlex.join(cmd)}:\n{p.stderr}", file=sys.stderr)
+                sys.exit(2)
+            t_le = float(m.group(1))
+            got = np.asanyarray(nib.load(str(out)).dataobj)
+            same = got.dtype == np.uint32 and got.shape == ref.shape and np.array_equal(got, ref)
+            all_same &= bool(same)
+            rows.append((name, c, t_cc, t_sp, t_le, same, int(ref.max())))
+            print(f"#   c{c}: cc3d {t_cc:.2f} ms, scipy {t_sp:.2f} ms, lesioneval {t_le:.2f} ms, "
+                  f"n={int(ref.max())}, identical={same}", file=sys.stderr, flush=True)
+            if args.keep is None:
+                out.unlink(missing_ok=True)
+        if args.keep is None:
+            inp.unlink(missing_ok=True)
+
+    def ratio(a, b):
+        return f"{a / b:.2f}" if b > 0 else "inf"
+
+    print(f"Machine: {platform.platform()}; CPU: {cpu_model()}; nproc: {os.cpu_count()}; "
+          f"python {platform.python_version()}, numpy {np.__version__}, cc3d 4.1.1 "
+          f"(single-threaded), scipy {__import__('scipy').__version__}")
+    print(f"Command: {shlex.join([sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]])}")
+    if cmd_example:
+        print(f"lesioneval invocation (RAYON_NUM_THREADS={args.threads}): {shlex.join(cmd_example)}")
+    print(f"Times are medians of {args.repeat} runs, in ms.\n")
+    print("| volume | conn | components | cc3d ms | scipy ms | lesioneval ms | cc3d/lesioneval | scipy/lesioneval | labels identical |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, c, t_cc, t_sp, t_le, same, n in rows:
+        print(f"| {name} | {c} | {n} | {t_cc:.2f} | {t_sp:.2f} | {t_le:.2f} | {ratio(t_cc, t_le)} | "
+              f"{ratio(t_sp, t_le)} | {'yes' if same else 'NO'} |")
+    if tmpctx is not None:
+        tmpctx.cleanup()
+    sys.exit(0 if all_same else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+//! Flags shared by `score` and `compare`, validated into an `EvalConfig`.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use lesioneval::dataset::Missing;
+use lesioneval::eval::{EvalConfig, MinSize, ModelResult, Timings};
+use lesioneval::label::Connectivity;
+use lesioneval::matching::{Assignment, Criterion};
+use lesioneval::report::{self, Format};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Voxel connectivity that joins voxels into one lesion: 6, 18 or 26.
+    #[arg(long, default_value = "26")]
+    pub connectivity: Connectivity,
+    /// When a (GT, predicted) lesion pair qualifies: iou:T, dice:T, coverage:T (fraction of the GT lesion covered) or any.
+    #[arg(long = "match", default_value = "iou:0.1", value_name = "RULE")]
+    pub match_rule: Criterion,
+    /// Qualify at score > T instead of score ≥ T.
+    #[arg(long)]
+    pub strict: bool,
+    /// one-to-one (Hungarian on score+1, as picai_eval) or many-to-one (every qualifying prediction counts).
+    #[arg(long, default_value = "one-to-one")]
+    pub assign: Assignment,
+    /// Remove lesions smaller than this on both sides: N voxels or Xmm3 (e.g. 3mm3).
+    #[arg(long, default_value = "0", value_name = "SIZE")]
+    pub min_size: MinSize,
+    /// Override --min-size for ground-truth lesions.
+    #[arg(long, value_name = "SIZE")]
+    pub min_size_gt: Option<MinSize>,
+    /// Override --min-size for predicted lesions.
+    #[arg(long, value_name = "SIZE")]
+    pub min_size_pred: Option<MinSize>,
+    /// Largest spacing/affine difference (mm) accepted between GT and prediction.
+    #[arg(long, default_value_t = 1e-3, value_name = "MM")]
+    pub geometry_tolerance: f64,
+    /// Suffix removed from GT file names to get case ids (e.g. _seg).
+    #[arg(long)]
+    pub gt_suffix: Option<String>,
+    /// Suffix removed from prediction file names to get case ids.
+    #[arg(long)]
+    pub pred_suffix: Option<String>,
+    /// A GT case without prediction: error (list them all) or empty (score as an empty prediction).
+    #[arg(long, default_value = "error")]
+    pub missing: Missing,
+    /// Table printed on stdout: md, csv or latex.
+    #[arg(long, default_value = "md")]
+    pub format: Format,
+    /// Write cases.csv, lesions.csv and results.json into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Write results.json here too ('-' = stdout, replacing the table).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<String>,
+    /// Print per-stage times (read, label, match, write) on stderr.
+    #[arg(long)]
+    pub timings: bool,
+    /// Worker threads (default: all cores; RAYON_NUM_THREADS also works).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+impl EvalArgs {
+    pub fn config(&self) -> Result<EvalConfig> {
+        if !(self.geometry_tolerance >= 0.0 && self.geometry_tolerance.is_finite()) {
+            anyhow::bail!("--geometry-tolerance must be a finite number ≥ 0");
+        }
+        let mut criterion = self.match_rule;
+        criterion.strict = self.strict;
+        Ok(EvalConfig {
+            connectivity: self.connectivity,
+            criterion,
+            assignment: self.assign,
+            min_size_gt: self.min_size_gt.unwrap_or(self.min_size),
+            min_size_pred: self.min_size_pred.unwrap_or(self.min_size),
+            geometry_tolerance: self.geometry_tolerance,
+            missing: self.missing,
+        })
+    }
+
+    pub fn init_threads(&self) -> Result<()> {
+        if let Some(n) = self.threads {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .context("cannot start the thread pool")?;
+        }
+        Ok(())
+    }
+
+    /// Prints `table` (unless JSON goes to stdout), writes --out and --json.
+    pub fn emit(&self, table: &str, models: &[ModelResult], json: &str, timings: &Timings) -> Result<()> {
+        if self.json.as_deref() != Some("-") {
+            print!("{table}");
+        }
+        Timings::time(&timings.write, || -> Result<()> {
+            if let Some(dir) = &self.out {
+                report::write_outputs(dir, models, json)?;
+            }
+            match self.json.as_deref() {
+                Some("-") => print!("{json}"),
+                Some(p) => report::write_text(Path::new(p), json)?,
+                None => {}
+            }
+            Ok(())
+        })?;
+        if self.timings {
+            eprintln!("{}", timings.line());
+        }
+        Ok(())
+    }
+
+    pub fn render(&self, t: &report::Table) -> String {
+        t.render(self.format)
+    }
+}
+
+/// A progress bar on stderr when it is a terminal, hidden otherwise.
+pub fn progress(len: usize) -> ProgressBar {
+    let target = if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    };
+    let pb = ProgressBar::with_draw_target(Some(len as u64), target);
+    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} cases {elapsed_precise} (eta {eta})") {
+        pb.set_style(style);
+    }
+    pb
+}
+
+/// Warnings for predictions that match no GT case.
+pub fn warn_extra(pred: &Path, extra: &[String]) {
+    if !extra.is_empty() {
+        eprintln!(
+            "warning: {}: {} predictions have no ground truth and are ignored: {}",
+            pred.display(),
+            extra.len(),
+            extra.join(", ")
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! Scoring: read → label → filter → overlap table → match → counts, for every
+//! case of every model. The GT of a case is read and labelled once and shared
+//! by all models; cases run in parallel (rayon) and results are gathered in
+//! case order, so output never depends on scheduling.
+
+use crate::dataset::{Case, Missing};
+use crate::error::{Error, Result};
+use crate::io::{self, Geometry, Volume};
+use crate::label::{self, Components, Connectivity};
+use crate::matching::{self, Assignment, Criterion, OverlapTable};
+use crate::metrics::{self, Counts, Macro, Rates};
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+/// A minimum lesion size, in voxels or in mm³.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MinSize {
+    Voxels(u64),
+    Mm3(f64),
+}
+
+impl Default for MinSize {
+    fn default() -> Self {
+        MinSize::Voxels(0)
+    }
+}
+
+impl MinSize {
+    /// Smallest voxel count kept on a grid with this voxel volume.
+    pub fn min_voxels(&self, voxel_volume: f64) -> u64 {
+        match *self {
+            MinSize::Voxels(n) => n,
+            // voxels·vv ≥ X; the epsilon keeps 3 mm³ at 1 mm³ voxels at 3, not 4.
+            MinSize::Mm3(x) => ((x / voxel_volume) - 1e-9).ceil().max(0.0) as u64,
+        }
+    }
+}
+
+impl std::str::FromStr for MinSize {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let t = s.trim();
+        if let Some(v) = t.strip_suffix("mm3") {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("invalid size {s:?} (expected N or Xmm3)"))?;
+            if !x.is_finite() || x < 0.0 {
+                return Err(format!("invalid size {s:?}: must be ≥ 0"));
+            }
+            return Ok(MinSize::Mm3(x));
+        }
+        t.parse::<u64>()
+            .map(MinSize::Voxels)
+            .map_err(|_| format!("invalid size {s:?} (expected a voxel count N or a volume like 3mm3)"))
+    }
+}
+
+impl std::fmt::Display for MinSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MinSize::Voxels(n) => write!(f, "{n}"),
+            MinSize::Mm3(x) => write!(f, "{x}mm3"),
+        }
+    }
+}
+
+/// Every setting that changes a count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalConfig {
+    pub connectivity: Connectivity,
+    pub criterion: Criterion,
+    pub assignment: Assignment,
+    pub min_size_gt: MinSize,
+    pub min_size_pred: MinSize,
+    pub geometry_tolerance: f64,
+    pub missing: Missing,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            connectivity: Connectivity::TwentySix,
+            criterion: Criterion::default(),
+            assignment: Assignment::OneToOne,
+            min_size_gt: MinSize::default(),
+            min_size_pred: MinSize::default(),
+            geometry_tolerance: 1e-3,
+            missing: Missing::Error,
+        }
+    }
+}
+
+/// The config as written into results.json.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConfigRecord {
+    pub connectivity: u8,
+    #[serde(rename = "match")]
+    pub match_rule: String,
+    pub strict: bool,
+    pub assign: String,
+    pub min_size_gt: String,
+    pub min_size_pred: String,
+    pub geometry_tolerance_mm: f64,
+    pub missing: Missing,
+}
+
+impl EvalConfig {
+    pub fn record(&self) -> ConfigRecord {
+        ConfigRecord {
+            connectivity: self.connectivity.as_u8(),
+            match_rule: self.criterion.to_string(),
+            strict: self.criterion.strict,
+            assign: self.assignment.to_string(),
+            min_size_gt: self.min_size_gt.to_string(),
+            min_size_pred: self.min_size_pred.to_string(),
+            geometry_tolerance_mm: self.geometry_tolerance,
+            missing: self.missing,
+        }
+    }
+}
+
+/// Wall time spent per stage, summed over cases (and threads).
+#[derive(Debug, Default)]
+pub struct Timings {
+    pub read: AtomicU64,
+    pub label: AtomicU64,
+    pub matching: AtomicU64,
+    pub write: AtomicU64,
+}
+
+impl Timings {
+    /// Runs `f`, adding its duration to `slot`.
+    pub fn time<T>(slot: &AtomicU64, f: impl FnOnce() -> T) -> T {
+        let t = Instant::now();
+        let out = f();
+        slot.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        out
+    }
+
+    fn ms(slot: &AtomicU64) -> f64 {
+        slot.load(Ordering::Relaxed) as f64 / 1e6
+    }
+
+    /// `timing read=1.234ms label=… match=… write=…` (one line, for humans and scripts).
+    pub fn line(&self) -> String {
+        format!(
+            "timing read={:.3}ms label={:.3}ms match={:.3}ms write={:.3}ms",
+            Self::ms(&self.read),
+            Self::ms(&self.label),
+            Self::ms(&self.matching),
+            Self::ms(&self.write)
+        )
+    }
+}
+
+/// Lesion status in the lesion table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Status {
+    TP,
+    FP,
+    FN,
+}
+
+/// One lesion of either side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LesionRow {
+    pub side: &'static str,
+    pub id: u32,
+    pub voxels: u64,
+    pub volume_mm3: f64,
+    pub centroid_vox: [f64; 3],
+    pub centroid_mm: [f64; 3],
+    pub bbox_min: [usize; 3],
+    pub bbox_max: [usize; 3],
+    pub status: Status,
+    pub matched: Vec<u32>,
+    pub best_iou: f64,
+}
+
+/// Results of one case for one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseResult {
+    pub case: String,
+    pub counts: Counts,
+    pub rates: Rates,
+    pub mean_iou: Option<f64>,
+    pub missing_prediction: bool,
+    pub lesions: Vec<LesionRow>,
+}
+
+/// Results of one model over all cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelResult {
+    pub name: String,
+    pub pred: String,
+    pub cases: Vec<CaseResult>,
+    pub total: Counts,
+    pub total_rates: Rates,
+    pub macro_avg: Macro,
+    pub missing: Vec<String>,
+}
+
+/// A labelled, size-filtered mask.
+pub struct Labelled {
+    pub components: Components,
+    pub geometry: Geometry,
+}
+
+/// Reads and labels one mask, removing lesions below `min_size`.
+pub fn read_and_label(
+    path: &Path,
+    connectivity: Connectivity,
+    min_size: MinSize,
+    timings: &Timings,
+) -> Result<Labelled> {
+    let vol = Timings::time(&timings.read, || io::read_mask(path))?;
+    Ok(label_volume(&vol, connectivity, min_size, timings))
+}
+
+fn label_volume(vol: &Volume<u8>, connectivity: Connectivity, min_size: MinSize, timings: &Timings) -> Labelled {
+    let mut components = Timings::time(&timings.label, || {
+        label::label(&vol.data, vol.geometry.shape, connectivity)
+    });
+    components.remove_smaller_than(min_size.min_voxels(vol.geometry.voxel_volume()));
+    Labelled {
+        components,
+        geometry: vol.geometry.clone(),
+    }
+}
+
+/// Scores one case given labelled GT and prediction.
+pub fn score_case(
+    case: &str,
+    gt: &Labelled,
+    pred: &Labelled,
+    config: &EvalConfig,
+    missing_prediction: bool,
+) -> CaseResult {
+    let table = OverlapTable::build(&gt.components, &pred.components);
+    let m = matching::match_lesions(&table, &config.criterion, config.assignment);
+    let (tp, tp_pred) = (m.tp(), m.tp_pred());
+    let counts = Counts {
+        gt: gt.components.count() as u64,
+        pred: pred.components.count() as u64,
+        tp,
+        fp: pred.components.count() as u64 - tp_pred,
+        fn_: gt.components.count() as u64 - tp,
+        tp_pred,
+        gt_voxels: gt.components.foreground(),
+        pred_voxels: pred.components.foreground(),
+        intersection_voxels: table.total_intersection(),
+    };
+    let mut lesions = Vec::with_capacity(gt.components.lesions.len() + pred.components.lesions.len());
+    let sides = [
+        (
+            "gt",
+            &gt.components,
+            &gt.geometry,
+            &m.gt_matched,
+            &m.gt_best_iou,
+            Status::FN,
+        ),
+        (
+            "pred",
+            &pred.components,
+            &pred.geometry,
+            &m.pred_matched,
+            &m.pred_best_iou,
+            Status::FP,
+        ),
+    ];
+    for (side, comps, geom, matched, best, miss) in sides {
+        for (i, l) in comps.lesions.iter().enumerate() {
+            lesions.push(LesionRow {
+                side,
+                id: i as u32 + 1,
+                voxels: l.voxels,
+                volume_mm3: l.volume_mm3(geom),
+                centroid_vox: l.centroid(),
+                centroid_mm: l.centroid_mm(geom),
+                bbox_min: l.bbox_min,
+                bbox_max: l.bbox_max,
+                status: if matched[i].is_empty() { miss } else { Status::TP },
+                matched: matched[i].clone(),
+                best_iou: best[i],
+            });
+        }
+    }
+    CaseResult {
+        case: case.to_string(),
+        counts,
+        rates: counts.rates(),
+        mean_iou: m.mean_iou(&table),
+        missing_prediction,
+        lesions,
+    }
+}
+
+/// Scores every case of every model. `names[m]`/`pred_paths[m]` describe model
+/// m; `missing[m]` lists the ids scored as empty. `on_case` is called after
+/// each case (for progress bars).
+pub fn evaluate(
+    cases: &[Case],
+    names: &[String],
+    pred_paths: &[String],
+    missing: &[Vec<String>],
+    config: &EvalConfig,
+    timings: &Timings,
+    on_case: &(dyn Fn() + Sync),
+) -> Result<Vec<ModelResult>> {
+    let per_case: Vec<Result<Vec<CaseResult>>> = cases
+        .par_iter()
+        .map(|case| {
+            let out = evaluate_case(case, config, timings);
+            on_case();
+            out
+        })
+        .collect();
+    let mut by_model: Vec<Vec<CaseResult>> = vec![Vec::with_capacity(cases.len()); names.len()];
+    for res in per_case {
+        for (m, r) in res?.into_iter().enumerate() {
+            by_model[m].push(r);
+        }
+    }
+    Ok(by_model
+        .into_iter()
+        .enumerate()
+        .map(|(m, cases)| {
+            let mut total = Counts::default();
+            for c in &cases {
+                total += c.counts;
+            }
+            let macro_avg = metrics::macro_average(cases.iter().map(|c| (&c.rates, c.mean_iou)));
+            ModelResult {
+                name: names[m].clone(),
+                pred: pred_paths[m].clone(),
+                total_rates: total.rates(),
+                total,
+                macro_avg,
+                cases,
+                missing: missing.get(m).cloned().unwrap_or_default(),
+            }
+        })
+        .collect())
+}
+
+fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<Vec<CaseResult>> {
+    let gt = read_and_label(&case.gt, config.connectivity, config.min_size_gt, timings)?;
+    let mut out = Vec::with_capacity(case.preds.len());
+    for pred_path in &case.preds {
+        let (pred, missing) = match pred_path {
+            Some(p) => {
+                let vol = Timings::time(&timings.read, || io::read_mask(p))?;
+                if let Some(detail) = gt.geometry.mismatch(&vol.geometry, config.geometry_tolerance) {
+                    return Err(Error::Geometry {
+                        gt: case.gt.clone(),
+                        pred: p.clone(),
+                        detail,
+                    });
+                }
+                (
+                    label_volume(&vol, config.connectivity, config.min_size_pred, timings),
+                    false,
+                )
+            }
+            None => (
+                Labelled {
+                    components: Components {
+                        shape: gt.geometry.shape,
+                        labels: vec![0; gt.geometry.len()],
+                        lesions: Vec::new(),
+                    },
+                    geometry: gt.geometry.clone(),
+                },
+                true,
+            ),
+        };
+        out.push(Timings::time(&timings.matching, || {
+            score_case(&case.id, &gt, &pred, config, missing)
+        }));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_size_parses_and_converts() {
+        assert_eq!("5".parse::<MinSize>().unwrap(), MinSize::Voxels(5));
+        assert_eq!("3mm3".parse::<MinSize>().unwrap(), MinSize::Mm3(3.0));
+        assert!("-3mm3".parse::<MinSize>().is_err());
+        assert!("abc".parse::<MinSize>().is_err());
+        assert_eq!(MinSize::Mm3(3.0).min_voxels(1.0), 3);
+        assert_eq!(MinSize::Mm3(3.0).min_voxels(0.512), 6); // 5.86 → 6 voxels
+        assert_eq!(MinSize::Mm3(0.0).min_voxels(0.5), 0);
+    }
+}

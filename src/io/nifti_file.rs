@@ -1,0 +1,446 @@
+//! NIfTI-1 reading and writing (`.nii`, `.nii.gz`) on top of the `nifti` crate.
+//!
+//! The crate parses the header and inflates the data; this module owns the
+//! policy: which data types we accept, how scaling is applied, what counts as
+//! foreground, which geometry a file has, and the error a user sees. Quirks of
+//! the format stay here:
+//! - `scl_slope == 0` means "no scaling" (NIfTI-1 §scl_slope); otherwise
+//!   value = raw·slope + inter, and a mask voxel is foreground if that is ≠ 0.
+//! - The affine is the sform when `sform_code > 0`, else the qform when
+//!   `qform_code > 0`, else diag(pixdim) (the order nibabel's `get_best_affine` uses).
+//! - 4-D files are accepted only with a single frame; NIfTI-2 is refused.
+
+use super::{Geometry, Volume};
+use crate::error::{Error, Result};
+use nifti::{NiftiHeader, NiftiObject, ReaderOptions};
+use std::io::Read;
+use std::path::Path;
+
+/// The header a volume came with, kept so derived outputs keep its geometry.
+#[derive(Debug, Clone)]
+pub struct Header(pub(crate) NiftiHeader);
+
+impl Header {
+    /// A minimal header for a volume built in memory (axis-aligned, origin 0,
+    /// or the given geometry's affine as sform and qform code 0).
+    pub fn from_geometry(g: &Geometry) -> Self {
+        let mut h = NiftiHeader::default();
+        h.pixdim[1..4].copy_from_slice(&g.spacing.map(|s| s as f32));
+        h.srow_x = g.affine[0].map(|v| v as f32);
+        h.srow_y = g.affine[1].map(|v| v as f32);
+        h.srow_z = g.affine[2].map(|v| v as f32);
+        h.sform_code = 2;
+        h.qform_code = 0;
+        h.xyzt_units = 2; // millimetres
+        Header(h)
+    }
+}
+
+/// Raw voxel data of a file after header validation.
+struct Raw {
+    header: NiftiHeader,
+    geometry: Geometry,
+    bytes: Vec<u8>,
+    dtype: DType,
+    big_endian: bool,
+    scale: Option<(f64, f64)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum DType {
+    U8,
+    I8,
+    U16,
+    I16,
+    U32,
+    I32,
+    U64,
+    I64,
+    F32,
+    F64,
+}
+
+impl DType {
+    fn from_code(code: i16) -> Option<Self> {
+        Some(match code {
+            2 => DType::U8,
+            256 => DType::I8,
+            512 => DType::U16,
+            4 => DType::I16,
+            768 => DType::U32,
+            8 => DType::I32,
+            1280 => DType::U64,
+            1024 => DType::I64,
+            16 => DType::F32,
+            64 => DType::F64,
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> usize {
+        match self {
+            DType::U8 | DType::I8 => 1,
+            DType::U16 | DType::I16 => 2,
+            DType::U32 | DType::I32 | DType::F32 => 4,
+            DType::U64 | DType::I64 | DType::F64 => 8,
+        }
+    }
+
+    fn is_float(self) -> bool {
+        matches!(self, DType::F32 | DType::F64)
+    }
+}
+
+fn dtype_name(code: i16) -> &'static str {
+    match code {
+        0 => "unknown (0)",
+        1 => "binary (1 bit)",
+        32 => "complex64",
+        128 => "RGB24",
+        1536 => "float128",
+        1792 => "complex128",
+        2048 => "complex256",
+        2304 => "RGBA32",
+        _ => "unrecognised code",
+    }
+}
+
+/// Reads a mask: every voxel whose (scaled) value is non-zero is foreground (1).
+/// NaN or infinite values are an error: a mask with them is corrupt, and
+/// silently calling them foreground or background would change lesion counts.
+pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
+    let raw = read_raw(path)?;
+    let data = decode(&raw, path, |v| Ok(u8::from(v != 0.0)), |v| u8::from(v != 0))?;
+    Ok(Volume {
+        data,
+        geometry: raw.geometry,
+        header: Header(raw.header),
+    })
+}
+
+/// Reads any supported data type as f32 after scaling (probability maps, images).
+/// Non-finite values are returned as they are; callers decide what they mean.
+pub fn read_f32(path: &Path) -> Result<Volume<f32>> {
+    let raw = read_raw(path)?;
+    let data = decode_any(&raw, |v| v as f32);
+    Ok(Volume {
+        data,
+        geometry: raw.geometry,
+        header: Header(raw.header),
+    })
+}
+
+/// Writes a label volume with the smallest unsigned type that holds `max_label`
+/// (u8, u16 or u32), keeping the reference header's geometry. Written to a
+/// temporary name and renamed.
+pub fn write_labels(
+    path: &Path,
+    labels: &[u32],
+    max_label: u32,
+    reference: &Header,
+    geometry: &Geometry,
+) -> Result<()> {
+    let mut header = reference.0.clone();
+    header.scl_slope = 1.0;
+    header.scl_inter = 0.0;
+    header.cal_min = 0.0;
+    header.cal_max = max_label as f32;
+    header.intent_code = 1002; // NIFTI_INTENT_LABEL
+    header.dim = [3, 1, 1, 1, 1, 1, 1, 1];
+    let shape = geometry.shape;
+    let compress = path.to_string_lossy().ends_with(".gz");
+    super::write_atomically(path, |tmp| {
+        let opts = nifti::writer::WriterOptions::new(tmp)
+            .reference_header(&header)
+            .compress(compress);
+        let fshape = ndarray::ShapeBuilder::f((shape[0], shape[1], shape[2]));
+        let res = if max_label <= u8::MAX as u32 {
+            let v: Vec<u8> = labels.iter().map(|&l| l as u8).collect();
+            opts.write_nifti(
+                &ndarray::Array3::from_shape_vec(fshape, v).map_err(|e| Error::input(path, e.to_string()))?,
+            )
+        } else if max_label <= u16::MAX as u32 {
+            let v: Vec<u16> = labels.iter().map(|&l| l as u16).collect();
+            opts.write_nifti(
+                &ndarray::Array3::from_shape_vec(fshape, v).map_err(|e| Error::input(path, e.to_string()))?,
+            )
+        } else {
+            opts.write_nifti(
+                &ndarray::Array3::from_shape_vec(fshape, labels.to_vec())
+                    .map_err(|e| Error::input(path, e.to_string()))?,
+            )
+        };
+        res.map_err(|e| Error::Write {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })
+}
+
+fn read_raw(path: &Path) -> Result<Raw> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    if !meta.is_file() {
+        return Err(Error::input(path, "not a regular file"));
+    }
+    let name = path.to_string_lossy();
+    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+        return Err(Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"));
+    }
+    let obj = ReaderOptions::new()
+        .read_file(path)
+        .map_err(|e| Error::input(path, explain_read_error(path, &e)))?;
+    let header = obj.header().clone();
+    let bytes = obj.into_volume().into_raw_data();
+
+    let dtype = DType::from_code(header.datatype).ok_or_else(|| {
+        Error::input(
+            path,
+            format!(
+                "unsupported NIfTI data type {} ({}); supported: uint8, int8, uint16, int16, uint32, int32, uint64, int64, float32, float64",
+                header.datatype,
+                dtype_name(header.datatype)
+            ),
+        )
+    })?;
+    let shape = shape_of(path, &header)?;
+    let n: usize = shape.iter().product();
+    if n > u32::MAX as usize {
+        // Labels and run indices are u32: refuse rather than wrap.
+        return Err(Error::input(
+            path,
+            format!("volume of {n} voxels is larger than 2^32 - 1"),
+        ));
+    }
+    let expected = n
+        .checked_mul(dtype.size())
+        .ok_or_else(|| Error::input(path, "volume too large"))?;
+    if bytes.len() < expected {
+        return Err(Error::input(
+            path,
+            format!(
+                "truncated data: {} bytes for {} voxels of {} bytes",
+                bytes.len(),
+                n,
+                dtype.size()
+            ),
+        ));
+    }
+    let geometry = Geometry {
+        shape,
+        spacing: [1, 2, 3].map(|a| f64::from(header.pixdim[a]).abs()),
+        affine: affine_of(&header),
+    };
+    if geometry.spacing.iter().any(|s| !s.is_finite() || *s == 0.0) {
+        return Err(Error::input(
+            path,
+            format!("invalid voxel spacing {:?}", geometry.spacing),
+        ));
+    }
+    let (slope, inter) = (f64::from(header.scl_slope), f64::from(header.scl_inter));
+    let scale = if slope == 0.0 || !slope.is_finite() || (slope == 1.0 && inter == 0.0) {
+        None
+    } else {
+        Some((slope, if inter.is_finite() { inter } else { 0.0 }))
+    };
+    let big_endian = header.endianness == nifti::Endianness::Big;
+    Ok(Raw {
+        header,
+        geometry,
+        bytes,
+        dtype,
+        big_endian,
+        scale,
+    })
+}
+
+fn shape_of(path: &Path, h: &NiftiHeader) -> Result<[usize; 3]> {
+    let ndim = h.dim[0] as usize;
+    if !(1..=7).contains(&ndim) {
+        return Err(Error::input(
+            path,
+            format!("invalid number of dimensions dim[0] = {}", h.dim[0]),
+        ));
+    }
+    let dims = &h.dim[1..=ndim];
+    if dims.contains(&0) {
+        return Err(Error::input(path, format!("a dimension is zero: dim = {:?}", dims)));
+    }
+    if ndim > 3 {
+        let extra: usize = dims[3..].iter().map(|&d| d as usize).product();
+        if extra > 1 {
+            return Err(Error::input(
+                path,
+                format!(
+                    "{ndim}-D volume with {extra} frames (dim = {dims:?}); only 3-D volumes (or 4-D with one frame) are supported"
+                ),
+            ));
+        }
+    }
+    let mut shape = [1usize; 3];
+    for (a, s) in shape.iter_mut().enumerate().take(ndim.min(3)) {
+        *s = dims[a] as usize;
+    }
+    Ok(shape)
+}
+
+/// NIfTI qform: quaternion (b, c, d) plus offsets, pixdim scaling, qfac = pixdim[0].
+fn affine_of(h: &NiftiHeader) -> [[f64; 4]; 3] {
+    let f = |v: f32| f64::from(v);
+    if h.sform_code > 0 {
+        return [h.srow_x.map(f), h.srow_y.map(f), h.srow_z.map(f)];
+    }
+    let (dx, dy, dz) = (f(h.pixdim[1]).abs(), f(h.pixdim[2]).abs(), f(h.pixdim[3]).abs());
+    if h.qform_code > 0 {
+        let (b, c, d) = (f(h.quatern_b), f(h.quatern_c), f(h.quatern_d));
+        let a2 = 1.0 - (b * b + c * c + d * d);
+        let (a, b, c, d) = if a2 < 1e-7 {
+            // Rounding made the quaternion slightly non-unit: renormalise (a = 0).
+            let n = (b * b + c * c + d * d).sqrt();
+            (0.0, b / n, c / n, d / n)
+        } else {
+            (a2.sqrt(), b, c, d)
+        };
+        let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
+        let r = [
+            [
+                a * a + b * b - c * c - d * d,
+                2.0 * (b * c - a * d),
+                2.0 * (b * d + a * c),
+            ],
+            [
+                2.0 * (b * c + a * d),
+                a * a + c * c - b * b - d * d,
+                2.0 * (c * d - a * b),
+            ],
+            [
+                2.0 * (b * d - a * c),
+                2.0 * (c * d + a * b),
+                a * a + d * d - c * c - b * b,
+            ],
+        ];
+        let off = [f(h.quatern_x), f(h.quatern_y), f(h.quatern_z)];
+        let mut m = [[0.0; 4]; 3];
+        for i in 0..3 {
+            m[i] = [r[i][0] * dx, r[i][1] * dy, r[i][2] * dz * qfac, off[i]];
+        }
+        return m;
+    }
+    [[dx, 0.0, 0.0, 0.0], [0.0, dy, 0.0, 0.0], [0.0, 0.0, dz, 0.0]]
+}
+
+/// Turns the crate's error into a sentence about the file, recognising NIfTI-2
+/// and broken gzip streams, the two cases users actually meet.
+fn explain_read_error(path: &Path, e: &nifti::NiftiError) -> String {
+    if let Some(size) = sniff_header_size(path)
+        && (size == 540 || size.swap_bytes() == 540)
+    {
+        return "NIfTI-2 files are not supported; convert to NIfTI-1 (e.g. nibabel.Nifti1Image)".to_string();
+    }
+    let text = e.to_string();
+    let lower = text.to_lowercase();
+    if path.to_string_lossy().ends_with(".gz")
+        && (lower.contains("deflate") || lower.contains("gzip") || lower.contains("eof") || lower.contains("corrupt"))
+    {
+        return format!("corrupt or truncated gzip stream ({text})");
+    }
+    if lower.contains("failed to fill whole buffer") || lower.contains("unexpected end") {
+        return format!("truncated file ({text})");
+    }
+    format!("cannot read NIfTI: {text}")
+}
+
+fn sniff_header_size(path: &Path) -> Option<i32> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut buf = [0u8; 4];
+    if path.to_string_lossy().ends_with(".gz") {
+        flate2::read::GzDecoder::new(file).read_exact(&mut buf).ok()?;
+    } else {
+        std::io::BufReader::new(file).read_exact(&mut buf).ok()?;
+    }
+    Some(i32::from_le_bytes(buf))
+}
+
+macro_rules! for_each_value {
+    ($raw:expr, $t:ty, $f:expr) => {{
+        const S: usize = std::mem::size_of::<$t>();
+        let n = $raw.geometry.len();
+        let be = $raw.big_endian;
+        $raw.bytes[..n * S]
+            .chunks_exact(S)
+            .map(|c| {
+                let a: [u8; S] = c.try_into().expect("chunk size");
+                let v = if be {
+                    <$t>::from_be_bytes(a)
+                } else {
+                    <$t>::from_le_bytes(a)
+                };
+                $f(v)
+            })
+            .collect::<Vec<_>>()
+    }};
+}
+
+/// Decodes to `T`; floats (and scaled integers) go through `on_float`, which
+/// may reject values; unscaled integers go through the cheaper `on_int`.
+fn decode<T>(
+    raw: &Raw,
+    path: &Path,
+    on_float: impl Fn(f64) -> Result<T, ()>,
+    on_int: impl Fn(i128) -> T,
+) -> Result<Vec<T>> {
+    if raw.dtype.is_float() || raw.scale.is_some() {
+        // decode_any applies scl_slope/scl_inter.
+        let vals: Vec<f64> = decode_any(raw, |v| v);
+        let mut out = Vec::with_capacity(vals.len());
+        for (idx, v) in vals.into_iter().enumerate() {
+            if !v.is_finite() {
+                let [nx, ny, _] = raw.geometry.shape;
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "non-finite value {v} at voxel ({}, {}, {}); a mask must hold finite numbers",
+                        idx % nx,
+                        (idx / nx) % ny,
+                        idx / (nx * ny)
+                    ),
+                ));
+            }
+            out.push(on_float(v).map_err(|()| Error::input(path, format!("invalid value {v}")))?);
+        }
+        return Ok(out);
+    }
+    Ok(match raw.dtype {
+        DType::U8 => raw.bytes[..raw.geometry.len()]
+            .iter()
+            .map(|&b| on_int(b as i128))
+            .collect(),
+        DType::I8 => for_each_value!(raw, i8, |v: i8| on_int(v as i128)),
+        DType::U16 => for_each_value!(raw, u16, |v: u16| on_int(v as i128)),
+        DType::I16 => for_each_value!(raw, i16, |v: i16| on_int(v as i128)),
+        DType::U32 => for_each_value!(raw, u32, |v: u32| on_int(v as i128)),
+        DType::I32 => for_each_value!(raw, i32, |v: i32| on_int(v as i128)),
+        DType::U64 => for_each_value!(raw, u64, |v: u64| on_int(v as i128)),
+        DType::I64 => for_each_value!(raw, i64, |v: i64| on_int(v as i128)),
+        DType::F32 | DType::F64 => unreachable!("floats handled above"),
+    })
+}
+
+/// Decodes every value as f64 (with scaling) and maps it.
+fn decode_any<T>(raw: &Raw, f: impl Fn(f64) -> T) -> Vec<T> {
+    let g = |v: f64| match raw.scale {
+        Some((s, i)) => f(v * s + i),
+        None => f(v),
+    };
+    match raw.dtype {
+        DType::U8 => raw.bytes[..raw.geometry.len()].iter().map(|&b| g(b as f64)).collect(),
+        DType::I8 => for_each_value!(raw, i8, |v: i8| g(v as f64)),
+        DType::U16 => for_each_value!(raw, u16, |v: u16| g(v as f64)),
+        DType::I16 => for_each_value!(raw, i16, |v: i16| g(v as f64)),
+        DType::U32 => for_each_value!(raw, u32, |v: u32| g(v as f64)),
+        DType::I32 => for_each_value!(raw, i32, |v: i32| g(v as f64)),
+        DType::U64 => for_each_value!(raw, u64, |v: u64| g(v as f64)),
+        DType::I64 => for_each_value!(raw, i64, |v: i64| g(v as f64)),
+        DType::F32 => for_each_value!(raw, f32, |v: f32| g(v as f64)),
+        DType::F64 => for_each_value!(raw, f64, g),
+    }
+}

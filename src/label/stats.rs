@@ -1,0 +1,58 @@
+//! Per-lesion statistics, accumulated from runs during labelling (one
+//! arithmetic update per run, not per voxel, so they are nearly free).
+
+use crate::io::Geometry;
+use serde::Serialize;
+
+/// Size and position of one lesion, in voxel indices.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LesionStats {
+    pub voxels: u64,
+    /// Inclusive bounding box, voxel indices (i, j, k).
+    pub bbox_min: [usize; 3],
+    pub bbox_max: [usize; 3],
+    /// Sum of voxel indices per axis (centroid = sum / voxels).
+    pub index_sum: [u64; 3],
+}
+
+impl LesionStats {
+    pub(crate) fn new() -> Self {
+        LesionStats {
+            voxels: 0,
+            bbox_min: [usize::MAX; 3],
+            bbox_max: [0; 3],
+            index_sum: [0; 3],
+        }
+    }
+
+    /// Adds the run x in [start, end) on row (y, z).
+    #[inline]
+    pub(crate) fn add_run(&mut self, start: usize, end: usize, y: usize, z: usize) {
+        let len = (end - start) as u64;
+        self.voxels += len;
+        // Σ x for x in start..end = (start + end - 1)·len / 2, exact in integers.
+        self.index_sum[0] += (start as u64 + end as u64 - 1) * len / 2;
+        self.index_sum[1] += y as u64 * len;
+        self.index_sum[2] += z as u64 * len;
+        let lo = [start, y, z];
+        let hi = [end - 1, y, z];
+        for a in 0..3 {
+            self.bbox_min[a] = self.bbox_min[a].min(lo[a]);
+            self.bbox_max[a] = self.bbox_max[a].max(hi[a]);
+        }
+    }
+
+    /// Centroid in voxel coordinates.
+    pub fn centroid(&self) -> [f64; 3] {
+        self.index_sum.map(|s| s as f64 / self.voxels as f64)
+    }
+
+    /// Centroid in world coordinates (mm) through the affine.
+    pub fn centroid_mm(&self, g: &Geometry) -> [f64; 3] {
+        g.to_world(self.centroid())
+    }
+
+    pub fn volume_mm3(&self, g: &Geometry) -> f64 {
+        self.voxels as f64 * g.voxel_volume()
+    }
+}

@@ -1,0 +1,32 @@
+//! lesioneval: lesion-wise evaluation of 3-D segmentation models.
+//!
+//! Data flow (one direction): [`io`] reads NIfTI volumes → [`label`] splits
+//! masks into connected components → [`matching`] builds one overlap table per
+//! case and assigns matches → [`metrics`] counts TP/FP/FN and rates →
+//! [`report`] writes tables. [`eval`] drives it over folders ([`dataset`]).
+//!
+//! ```no_run
+//! use lesioneval::{eval, label::Connectivity};
+//! let t = eval::Timings::default();
+//! let gt = eval::read_and_label("gt.nii.gz".as_ref(), Connectivity::TwentySix, Default::default(), &t)?;
+//! let pred = eval::read_and_label("pred.nii.gz".as_ref(), Connectivity::TwentySix, Default::default(), &t)?;
+//! let r = eval::score_case("case", &gt, &pred, &eval::EvalConfig::default(), false);
+//! println!("TP {} FP {} FN {}", r.counts.tp, r.counts.fp, r.counts.fn_);
+//! # Ok::<(), lesioneval::Error>(())
+//! ```
+
+pub mod dataset;
+pub mod error;
+pub mod eval;
+pub mod io;
+pub mod label;
+pub mod matching;
+pub mod metrics;
+pub mod report;
+
+pub use error::{Error, Result};
+
+/// Version written into every results file.
+pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// results.json layout version; bump on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;

@@ -1,0 +1,394 @@
+//! results.json, cases.csv, lesions.csv and summary.csv.
+//!
+//! Numbers in files keep full precision (Rust's shortest round-trip form), so
+//! the same input always gives byte-identical files; only the stdout tables round.
+
+use crate::error::{Error, Result};
+use crate::eval::{CaseResult, ConfigRecord, ModelResult};
+use crate::metrics::{Counts, Macro, Rates};
+use serde::Serialize;
+use std::path::Path;
+
+/// Writes `content` to `path` atomically.
+pub fn write_text(path: &Path, content: &str) -> Result<()> {
+    crate::io::write_atomically(path, |tmp| {
+        std::fs::write(tmp, content).map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+#[derive(Serialize)]
+struct CaseJson<'a> {
+    case: &'a str,
+    gt: u64,
+    pred: u64,
+    tp: u64,
+    fp: u64,
+    #[serde(rename = "fn")]
+    fn_: u64,
+    tp_pred: u64,
+    precision: Option<f64>,
+    recall: Option<f64>,
+    f1: Option<f64>,
+    dice: Option<f64>,
+    mean_iou: Option<f64>,
+    gt_voxels: u64,
+    pred_voxels: u64,
+    intersection_voxels: u64,
+    missing_prediction: bool,
+}
+
+#[derive(Serialize)]
+struct TotalJson {
+    gt: u64,
+    pred: u64,
+    tp: u64,
+    fp: u64,
+    #[serde(rename = "fn")]
+    fn_: u64,
+    tp_pred: u64,
+    precision: Option<f64>,
+    recall: Option<f64>,
+    f1: Option<f64>,
+    dice: Option<f64>,
+    gt_voxels: u64,
+    pred_voxels: u64,
+    intersection_voxels: u64,
+}
+
+fn total_json(c: &Counts, r: &Rates) -> TotalJson {
+    TotalJson {
+        gt: c.gt,
+        pred: c.pred,
+        tp: c.tp,
+        fp: c.fp,
+        fn_: c.fn_,
+        tp_pred: c.tp_pred,
+        precision: r.precision,
+        recall: r.recall,
+        f1: r.f1,
+        dice: r.dice,
+        gt_voxels: c.gt_voxels,
+        pred_voxels: c.pred_voxels,
+        intersection_voxels: c.intersection_voxels,
+    }
+}
+
+fn case_json(c: &CaseResult) -> CaseJson<'_> {
+    let (k, r) = (&c.counts, &c.rates);
+    CaseJson {
+        case: &c.case,
+        gt: k.gt,
+        pred: k.pred,
+        tp: k.tp,
+        fp: k.fp,
+        fn_: k.fn_,
+        tp_pred: k.tp_pred,
+        precision: r.precision,
+        recall: r.recall,
+        f1: r.f1,
+        dice: r.dice,
+        mean_iou: c.mean_iou,
+        gt_voxels: k.gt_voxels,
+        pred_voxels: k.pred_voxels,
+        intersection_voxels: k.intersection_voxels,
+        missing_prediction: c.missing_prediction,
+    }
+}
+
+#[derive(Serialize)]
+struct ModelJson<'a> {
+    name: &'a str,
+    pred: &'a str,
+    cases: Vec<CaseJson<'a>>,
+    total: TotalJson,
+    #[serde(rename = "macro")]
+    macro_avg: &'a Macro,
+    missing: &'a [String],
+}
+
+/// The JSON document of a `score` run (one model) or a `compare` run (several).
+#[derive(Serialize)]
+pub struct ResultsJson<'a> {
+    schema_version: u32,
+    tool_version: &'static str,
+    config: &'a ConfigRecord,
+    gt: &'a str,
+    #[serde(flatten)]
+    body: Body<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Single {
+        pred: &'a str,
+        cases: Vec<CaseJson<'a>>,
+        total: TotalJson,
+        #[serde(rename = "macro")]
+        macro_avg: &'a Macro,
+        missing: &'a [String],
+    },
+    Many {
+        models: Vec<ModelJson<'a>>,
+    },
+}
+
+/// results.json of `score`: keys `schema_version`, `tool_version`, `config`,
+/// `gt`, `pred`, `cases`, `total`, `macro`, `missing`.
+pub fn score_json(m: &ModelResult, config: &ConfigRecord, gt: &str) -> String {
+    let doc = ResultsJson {
+        schema_version: crate::SCHEMA_VERSION,
+        tool_version: crate::TOOL_VERSION,
+        config,
+        gt,
+        body: Body::Single {
+            pred: &m.pred,
+            cases: m.cases.iter().map(case_json).collect(),
+            total: total_json(&m.total, &m.total_rates),
+            macro_avg: &m.macro_avg,
+            missing: &m.missing,
+        },
+    };
+    to_pretty(&doc)
+}
+
+/// results.json of `compare`: like `score`, with one entry per model under `models`.
+pub fn compare_json(models: &[ModelResult], config: &ConfigRecord, gt: &str) -> String {
+    let doc = ResultsJson {
+        schema_version: crate::SCHEMA_VERSION,
+        tool_version: crate::TOOL_VERSION,
+        config,
+        gt,
+        body: Body::Many {
+            models: models
+                .iter()
+                .map(|m| ModelJson {
+                    name: &m.name,
+                    pred: &m.pred,
+                    cases: m.cases.iter().map(case_json).collect(),
+                    total: total_json(&m.total, &m.total_rates),
+                    macro_avg: &m.macro_avg,
+                    missing: &m.missing,
+                })
+                .collect(),
+        },
+    };
+    to_pretty(&doc)
+}
+
+fn to_pretty<T: Serialize>(v: &T) -> String {
+    // Serialising plain structs of numbers and strings cannot fail.
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+fn opt(v: Option<f64>) -> String {
+    v.map(|x| x.to_string()).unwrap_or_default()
+}
+
+fn csv_string(header: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record(header);
+    for r in rows {
+        let _ = w.write_record(&r);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+fn cases_csv(models: &[ModelResult], with_model: bool) -> String {
+    let mut header = vec![
+        "case",
+        "gt",
+        "pred",
+        "tp",
+        "fp",
+        "fn",
+        "tp_pred",
+        "precision",
+        "recall",
+        "f1",
+        "dice",
+        "mean_iou",
+        "gt_voxels",
+        "pred_voxels",
+        "intersection_voxels",
+        "missing_prediction",
+    ];
+    if with_model {
+        header.insert(0, "model");
+    }
+    let rows = models.iter().flat_map(|m| {
+        m.cases.iter().map(move |c| {
+            let (k, r) = (&c.counts, &c.rates);
+            let mut row = vec![
+                c.case.clone(),
+                k.gt.to_string(),
+                k.pred.to_string(),
+                k.tp.to_string(),
+                k.fp.to_string(),
+                k.fn_.to_string(),
+                k.tp_pred.to_string(),
+                opt(r.precision),
+                opt(r.recall),
+                opt(r.f1),
+                opt(r.dice),
+                opt(c.mean_iou),
+                k.gt_voxels.to_string(),
+                k.pred_voxels.to_string(),
+                k.intersection_voxels.to_string(),
+                c.missing_prediction.to_string(),
+            ];
+            if with_model {
+                row.insert(0, m.name.clone());
+            }
+            row
+        })
+    });
+    csv_string(&header, rows)
+}
+
+fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
+    let mut header = vec![
+        "case",
+        "side",
+        "id",
+        "voxels",
+        "volume_mm3",
+        "centroid_i",
+        "centroid_j",
+        "centroid_k",
+        "centroid_x_mm",
+        "centroid_y_mm",
+        "centroid_z_mm",
+        "bbox_i0",
+        "bbox_j0",
+        "bbox_k0",
+        "bbox_i1",
+        "bbox_j1",
+        "bbox_k1",
+        "status",
+        "matched",
+        "best_iou",
+    ];
+    if with_model {
+        header.insert(0, "model");
+    }
+    let rows = models.iter().flat_map(|m| {
+        m.cases.iter().flat_map(move |c| {
+            c.lesions.iter().map(move |l| {
+                let mut row = vec![
+                    c.case.clone(),
+                    l.side.to_string(),
+                    l.id.to_string(),
+                    l.voxels.to_string(),
+                ];
+                row.push(l.volume_mm3.to_string());
+                row.extend(l.centroid_vox.iter().map(|v| v.to_string()));
+                row.extend(l.centroid_mm.iter().map(|v| v.to_string()));
+                row.extend(l.bbox_min.iter().chain(&l.bbox_max).map(|v| v.to_string()));
+                row.push(format!("{:?}", l.status));
+                row.push(l.matched.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(";"));
+                row.push(l.best_iou.to_string());
+                if with_model {
+                    row.insert(0, m.name.clone());
+                }
+                row
+            })
+        })
+    });
+    csv_string(&header, rows)
+}
+
+fn summary_csv(models: &[ModelResult]) -> String {
+    let header = [
+        "no",
+        "model",
+        "pred",
+        "tp",
+        "fp",
+        "fn",
+        "gt",
+        "pred_lesions",
+        "tp_pred",
+        "precision",
+        "recall",
+        "f1",
+        "dice",
+        "macro_precision",
+        "macro_recall",
+        "macro_f1",
+        "macro_dice",
+    ];
+    let rows = models.iter().enumerate().map(|(i, m)| {
+        let (c, r, a) = (&m.total, &m.total_rates, &m.macro_avg);
+        vec![
+            (i + 1).to_string(),
+            m.name.clone(),
+            m.pred.clone(),
+            c.tp.to_string(),
+            c.fp.to_string(),
+            c.fn_.to_string(),
+            c.gt.to_string(),
+            c.pred.to_string(),
+            c.tp_pred.to_string(),
+            opt(r.precision),
+            opt(r.recall),
+            opt(r.f1),
+            opt(r.dice),
+            opt(a.precision),
+            opt(a.recall),
+            opt(a.f1),
+            opt(a.dice),
+        ]
+    });
+    csv_string(&header, rows)
+}
+
+/// Writes `cases.csv`, `lesions.csv` (and `summary.csv` for several models)
+/// plus `results.json` (the given JSON text) into `dir`.
+pub fn write_outputs(dir: &Path, models: &[ModelResult], json: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let many = models.len() > 1;
+    write_text(&dir.join("cases.csv"), &cases_csv(models, many))?;
+    write_text(&dir.join("lesions.csv"), &lesions_csv(models, many))?;
+    if many {
+        write_text(&dir.join("summary.csv"), &summary_csv(models))?;
+    }
+    write_text(&dir.join("results.json"), json)
+}
+
+/// The `label --stats` table: one row per lesion of one labelled volume.
+pub fn lesion_stats_csv(lesions: &[crate::label::LesionStats], g: &crate::io::Geometry) -> String {
+    let header = [
+        "id",
+        "voxels",
+        "volume_mm3",
+        "centroid_i",
+        "centroid_j",
+        "centroid_k",
+        "centroid_x_mm",
+        "centroid_y_mm",
+        "centroid_z_mm",
+        "bbox_i0",
+        "bbox_j0",
+        "bbox_k0",
+        "bbox_i1",
+        "bbox_j1",
+        "bbox_k1",
+    ];
+    let rows = lesions.iter().enumerate().map(|(i, l)| {
+        let mut row = vec![(i + 1).to_string(), l.voxels.to_string(), l.volume_mm3(g).to_string()];
+        row.extend(l.centroid().iter().map(|v| v.to_string()));
+        row.extend(l.centroid_mm(g).iter().map(|v| v.to_string()));
+        row.extend(l.bbox_min.iter().chain(&l.bbox_max).map(|v| v.to_string()));
+        row
+    });
+    csv_string(&header, rows)
+}

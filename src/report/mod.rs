@@ -1,0 +1,9 @@
+//! Tables and files: Markdown/CSV/LaTeX tables for the terminal and papers,
+//! `cases.csv`, `lesions.csv`, `summary.csv` and `results.json` for machines.
+//! Every file is written atomically (temp name, then rename).
+
+mod files;
+mod table;
+
+pub use files::{ResultsJson, compare_json, lesion_stats_csv, score_json, write_outputs, write_text};
+pub use table::{Format, Table, cases_table, compare_table};

@@ -1,0 +1,262 @@
+//! Rendering a small table as Markdown (padded, for terminals), CSV or LaTeX
+//! (booktabs, for papers).
+
+use crate::eval::ModelResult;
+use crate::metrics::{Counts, Rates};
+
+/// Output flavour for tables printed to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Md,
+    Csv,
+    Latex,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "md" | "markdown" => Ok(Format::Md),
+            "csv" => Ok(Format::Csv),
+            "latex" | "tex" => Ok(Format::Latex),
+            _ => Err(format!("format must be md, csv or latex, not {s:?}")),
+        }
+    }
+}
+
+/// A header, rows of cells (None = undefined value) and which columns are numeric.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<Option<String>>>,
+    pub numeric: Vec<bool>,
+}
+
+impl Table {
+    pub fn render(&self, format: Format) -> String {
+        match format {
+            Format::Md => self.markdown(),
+            Format::Csv => self.csv(),
+            Format::Latex => self.latex(),
+        }
+    }
+
+    fn cell(c: &Option<String>, missing: &str) -> String {
+        c.clone().unwrap_or_else(|| missing.to_string())
+    }
+
+    fn markdown(&self) -> String {
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| r.iter().map(|c| Self::cell(c, "–")).collect())
+            .collect();
+        let mut width: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for r in &cells {
+            for (w, c) in width.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count()).max(3);
+            }
+        }
+        let pad = |s: &str, w: usize, right: bool| {
+            let n = w.saturating_sub(s.chars().count());
+            if right {
+                format!("{}{s}", " ".repeat(n))
+            } else {
+                format!("{s}{}", " ".repeat(n))
+            }
+        };
+        let line = |r: &[String]| {
+            let parts: Vec<String> = r
+                .iter()
+                .enumerate()
+                .map(|(i, c)| pad(c, width[i], self.numeric[i]))
+                .collect();
+            format!("| {} |\n", parts.join(" | "))
+        };
+        let mut out = line(&self.header);
+        let rule: Vec<String> = width
+            .iter()
+            .zip(&self.numeric)
+            .map(|(&w, &num)| {
+                if num {
+                    format!("{}:", "-".repeat(w - 1))
+                } else {
+                    "-".repeat(w)
+                }
+            })
+            .collect();
+        out.push_str(&format!("| {} |\n", rule.join(" | ")));
+        for r in &cells {
+            out.push_str(&line(r));
+        }
+        out
+    }
+
+    fn csv(&self) -> String {
+        let mut w = csv::Writer::from_writer(Vec::new());
+        // Writing to memory cannot fail.
+        let _ = w.write_record(&self.header);
+        for r in &self.rows {
+            let _ = w.write_record(r.iter().map(|c| Self::cell(c, "")));
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn latex(&self) -> String {
+        let esc = |s: &str| {
+            let mut o = String::new();
+            for ch in s.chars() {
+                match ch {
+                    '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                        o.push('\\');
+                        o.push(ch);
+                    }
+                    '~' => o.push_str("\\textasciitilde{}"),
+                    '^' => o.push_str("\\textasciicircum{}"),
+                    '\\' => o.push_str("\\textbackslash{}"),
+                    _ => o.push(ch),
+                }
+            }
+            o
+        };
+        let spec: String = self.numeric.iter().map(|&n| if n { 'r' } else { 'l' }).collect();
+        let mut out = format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n");
+        let h: Vec<String> = self.header.iter().map(|c| esc(c)).collect();
+        out.push_str(&format!("{} \\\\\n\\midrule\n", h.join(" & ")));
+        for r in &self.rows {
+            let cells: Vec<String> = r.iter().map(|c| esc(&Self::cell(c, "--"))).collect();
+            out.push_str(&format!("{} \\\\\n", cells.join(" & ")));
+        }
+        out.push_str("\\bottomrule\n\\end{tabular}\n");
+        out
+    }
+}
+
+fn f4(v: Option<f64>) -> Option<String> {
+    v.map(|x| format!("{x:.4}"))
+}
+
+fn n(v: u64) -> Option<String> {
+    Some(v.to_string())
+}
+
+fn count_cells(c: &Counts, r: &Rates) -> Vec<Option<String>> {
+    vec![
+        n(c.gt),
+        n(c.pred),
+        n(c.tp),
+        n(c.fp),
+        n(c.fn_),
+        f4(r.precision),
+        f4(r.recall),
+        f4(r.f1),
+        f4(r.dice),
+    ]
+}
+
+/// Per-case table for one model, with the micro total and macro mean rows.
+pub fn cases_table(m: &ModelResult) -> Table {
+    let header = [
+        "Case",
+        "GT",
+        "Pred",
+        "TP",
+        "FP",
+        "FN",
+        "Precision",
+        "Recall",
+        "F1",
+        "Dice",
+    ];
+    let mut rows = Vec::new();
+    for c in &m.cases {
+        let mut row = vec![Some(c.case.clone())];
+        row.extend(count_cells(&c.counts, &c.rates));
+        rows.push(row);
+    }
+    let mut total = vec![Some("total (micro)".to_string())];
+    total.extend(count_cells(&m.total, &m.total_rates));
+    rows.push(total);
+    let a = &m.macro_avg;
+    let mut mac = vec![Some("mean (macro)".to_string()), None, None, None, None, None];
+    mac.extend([f4(a.precision), f4(a.recall), f4(a.f1), f4(a.dice)]);
+    rows.push(mac);
+    Table {
+        header: header.iter().map(|s| s.to_string()).collect(),
+        rows,
+        numeric: header.iter().enumerate().map(|(i, _)| i > 0).collect(),
+    }
+}
+
+/// The table researchers put in papers: one row per model, micro totals.
+pub fn compare_table(models: &[ModelResult]) -> Table {
+    let header = [
+        "No.",
+        "Model",
+        "TP",
+        "FP",
+        "FN",
+        "GT",
+        "Precision",
+        "Recall",
+        "F1",
+        "Dice",
+    ];
+    let rows = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let (c, r) = (&m.total, &m.total_rates);
+            vec![
+                n(i as u64 + 1),
+                Some(m.name.clone()),
+                n(c.tp),
+                n(c.fp),
+                n(c.fn_),
+                n(c.gt),
+                f4(r.precision),
+                f4(r.recall),
+                f4(r.f1),
+                f4(r.dice),
+            ]
+        })
+        .collect();
+    Table {
+        header: header.iter().map(|s| s.to_string()).collect(),
+        rows,
+        numeric: header.iter().enumerate().map(|(i, _)| i != 1).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t() -> Table {
+        Table {
+            header: vec!["Model".into(), "TP".into()],
+            rows: vec![
+                vec![Some("dice_loss".into()), Some("31".into())],
+                vec![Some("a&b".into()), None],
+            ],
+            numeric: vec![false, true],
+        }
+    }
+
+    #[test]
+    fn renders_all_formats() {
+        let md = t().render(Format::Md);
+        assert!(
+            md.starts_with("| Model     |  TP |\n| --------- | --: |\n| dice_loss |  31 |"),
+            "{md}"
+        );
+        assert!(md.contains("|   – |"));
+        assert_eq!(t().render(Format::Csv), "Model,TP\ndice_loss,31\na&b,\n");
+        let tex = t().render(Format::Latex);
+        assert!(
+            tex.contains("dice\\_loss & 31 \\\\") && tex.contains("a\\&b & -- \\\\"),
+            "{tex}"
+        );
+    }
+}
