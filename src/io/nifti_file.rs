@@ -118,6 +118,35 @@ pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
     })
 }
 
+/// Reads a label map: every voxel must hold a whole number in 0..=u32::MAX.
+pub fn read_labels(path: &Path) -> Result<Volume<u32>> {
+    let raw = read_raw(path)?;
+    let ok = |v: f64| v >= 0.0 && v <= u32::MAX as f64 && v.fract() == 0.0;
+    let data = decode(
+        &raw,
+        path,
+        |v| if ok(v) { Ok(v as u32) } else { Err(()) },
+        |v| u32::try_from(v).unwrap_or(u32::MAX),
+    )?;
+    if matches!(raw.dtype, DType::I8 | DType::I16 | DType::I32 | DType::I64 | DType::U64) && raw.scale.is_none() {
+        // Integer types wider or signed: reject values outside 0..=u32::MAX - 1 explicitly.
+        let bad = decode_any(&raw, |v| v)
+            .into_iter()
+            .position(|v| !ok(v) || v >= u32::MAX as f64);
+        if let Some(idx) = bad {
+            return Err(Error::input(
+                path,
+                format!("label value out of range at voxel index {idx}"),
+            ));
+        }
+    }
+    Ok(Volume {
+        data,
+        geometry: raw.geometry,
+        header: Header(raw.header),
+    })
+}
+
 /// Reads any supported data type as f32 after scaling (probability maps, images).
 /// Non-finite values are returned as they are; callers decide what they mean.
 pub fn read_f32(path: &Path) -> Result<Volume<f32>> {
@@ -190,18 +219,13 @@ fn read_raw(path: &Path) -> Result<Raw> {
         .read_file(path)
         .map_err(|e| Error::input(path, explain_read_error(path, &e)))?;
     let header = obj.header().clone();
+    if header.sizeof_hdr != 348 {
+        return Err(Error::input(path, not_nifti1(header.sizeof_hdr)));
+    }
     let bytes = obj.into_volume().into_raw_data();
 
-    let dtype = DType::from_code(header.datatype).ok_or_else(|| {
-        Error::input(
-            path,
-            format!(
-                "unsupported NIfTI data type {} ({}); supported: uint8, int8, uint16, int16, uint32, int32, uint64, int64, float32, float64",
-                header.datatype,
-                dtype_name(header.datatype)
-            ),
-        )
-    })?;
+    let dtype =
+        DType::from_code(header.datatype).ok_or_else(|| Error::input(path, unsupported_dtype(header.datatype)))?;
     let shape = shape_of(path, &header)?;
     let n: usize = shape.iter().product();
     if n > u32::MAX as usize {
@@ -328,13 +352,34 @@ fn affine_of(h: &NiftiHeader) -> [[f64; 4]; 3] {
     [[dx, 0.0, 0.0, 0.0], [0.0, dy, 0.0, 0.0], [0.0, 0.0, dz, 0.0]]
 }
 
-/// Turns the crate's error into a sentence about the file, recognising NIfTI-2
-/// and broken gzip streams, the two cases users actually meet.
+fn unsupported_dtype(code: i16) -> String {
+    format!(
+        "unsupported NIfTI data type {code} ({}); supported: uint8, int8, uint16, int16, uint32, int32, uint64, int64, float32, float64",
+        dtype_name(code)
+    )
+}
+
+fn not_nifti1(sizeof_hdr: i32) -> String {
+    if sizeof_hdr == 540 || sizeof_hdr.swap_bytes() == 540 {
+        "NIfTI-2 files are not supported; convert to NIfTI-1 (e.g. nibabel.Nifti1Image)".to_string()
+    } else {
+        format!("not a NIfTI-1 file (header size {sizeof_hdr}, expected 348)")
+    }
+}
+
+/// Turns the crate's error into a sentence about the file, recognising NIfTI-2,
+/// unsupported data types and broken gzip streams, the cases users actually meet.
 fn explain_read_error(path: &Path, e: &nifti::NiftiError) -> String {
     if let Some(size) = sniff_header_size(path)
-        && (size == 540 || size.swap_bytes() == 540)
+        && size != 348
+        && size.swap_bytes() != 348
     {
-        return "NIfTI-2 files are not supported; convert to NIfTI-1 (e.g. nibabel.Nifti1Image)".to_string();
+        return not_nifti1(size);
+    }
+    if let Ok(h) = NiftiHeader::from_file(path)
+        && DType::from_code(h.datatype).is_none()
+    {
+        return unsupported_dtype(h.datatype);
     }
     let text = e.to_string();
     let lower = text.to_lowercase();

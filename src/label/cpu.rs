@@ -170,7 +170,11 @@ pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> 
         let (y, z) = (row % ny, row / ny);
         let base = row * nx;
         let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
-        for ((&s, &e), &l) in runs.start[span.clone()].iter().zip(&runs.end[span.clone()]).zip(&parent[span]) {
+        for ((&s, &e), &l) in runs.start[span.clone()]
+            .iter()
+            .zip(&runs.end[span.clone()])
+            .zip(&parent[span])
+        {
             let (s, e) = (s as usize, e as usize);
             labels[base + s..base + e].fill(l);
             lesions[l as usize - 1].add_run(s, e, y, z);

@@ -1,0 +1,120 @@
+//! Shared test helpers: the backend-agnostic labeller suite and a hand-rolled
+//! NIfTI-1 writer for building deliberately broken files.
+#![allow(dead_code)]
+
+use lesioneval::label::{Components, Connectivity, reference::label_bfs};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Repository root (for fixtures).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures() -> PathBuf {
+    root().join("fixtures")
+}
+
+/// A labelling backend under test.
+pub type Backend = fn(&[u8], [usize; 3], Connectivity) -> Components;
+
+/// Asserts `backend` gives exactly the reference labels and statistics.
+pub fn assert_same_as_reference(backend: Backend, mask: &[u8], shape: [usize; 3], c: Connectivity) {
+    let got = backend(mask, shape, c);
+    let want = label_bfs(mask, shape, c);
+    assert_eq!(
+        got.count(),
+        want.count(),
+        "component count, shape {shape:?}, connectivity {c}"
+    );
+    assert!(
+        got.labels == want.labels,
+        "labels differ, shape {shape:?}, connectivity {c}"
+    );
+    assert_eq!(got.lesions, want.lesions, "lesion statistics differ");
+}
+
+/// Deterministic pseudo-random mask (xorshift), density in [0, 1].
+pub fn random_mask(shape: [usize; 3], density: f64, seed: u64) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let n: usize = shape.iter().product();
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            u8::from(((s >> 11) as f64 / (1u64 << 53) as f64) < density)
+        })
+        .collect()
+}
+
+/// Fields of a NIfTI-1 file we vary in tests.
+pub struct RawNifti {
+    pub dim: Vec<u16>,
+    pub datatype: i16,
+    pub bitpix: i16,
+    pub pixdim: [f32; 3],
+    pub scl_slope: f32,
+    pub scl_inter: f32,
+    pub sizeof_hdr: i32,
+    pub data: Vec<u8>,
+}
+
+impl RawNifti {
+    pub fn u8(shape: [usize; 3], data: Vec<u8>) -> Self {
+        RawNifti {
+            dim: shape.iter().map(|&d| d as u16).collect(),
+            datatype: 2,
+            bitpix: 8,
+            pixdim: [1.0, 1.0, 1.0],
+            scl_slope: 1.0,
+            scl_inter: 0.0,
+            sizeof_hdr: 348,
+            data,
+        }
+    }
+
+    pub fn f32(shape: [usize; 3], values: &[f32]) -> Self {
+        let mut r = Self::u8(shape, values.iter().flat_map(|v| v.to_le_bytes()).collect());
+        r.datatype = 16;
+        r.bitpix = 32;
+        r
+    }
+
+    /// The bytes of a single-file NIfTI-1 (little endian), header + data.
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut h = vec![0u8; 352];
+        let put = |h: &mut Vec<u8>, off: usize, b: &[u8]| h[off..off + b.len()].copy_from_slice(b);
+        put(&mut h, 0, &self.sizeof_hdr.to_le_bytes());
+        put(&mut h, 40, &(self.dim.len() as i16).to_le_bytes());
+        for (i, d) in self.dim.iter().enumerate() {
+            put(&mut h, 42 + 2 * i, &(*d as i16).to_le_bytes());
+        }
+        put(&mut h, 70, &self.datatype.to_le_bytes());
+        put(&mut h, 72, &self.bitpix.to_le_bytes());
+        put(&mut h, 76, &1f32.to_le_bytes());
+        for (i, p) in self.pixdim.iter().enumerate() {
+            put(&mut h, 80 + 4 * i, &p.to_le_bytes());
+        }
+        put(&mut h, 108, &352f32.to_le_bytes());
+        put(&mut h, 112, &self.scl_slope.to_le_bytes());
+        put(&mut h, 116, &self.scl_inter.to_le_bytes());
+        put(&mut h, 123, &[2u8]); // mm
+        put(&mut h, 344, b"n+1\0");
+        h.extend_from_slice(&self.data);
+        h
+    }
+
+    /// Writes `.nii` or gzip-compressed `.nii.gz` depending on the name.
+    pub fn write(&self, path: &Path) {
+        let bytes = self.bytes();
+        if path.to_string_lossy().ends_with(".gz") {
+            let f = std::fs::File::create(path).unwrap();
+            let mut enc = flate2::write::GzEncoder::new(f, flate2::Compression::fast());
+            enc.write_all(&bytes).unwrap();
+            enc.finish().unwrap();
+        } else {
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+}
