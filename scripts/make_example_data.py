@@ -47,6 +47,7 @@ AFFINE = np.array([[1.0, 0.0, 0.0, -48.0],
 N_CASES = 8
 EMPTY_CASE = 6           # ms_006 has no lesions
 SPLIT_CASES = (2, 5)     # focal_loss splits the largest lesion of these cases
+SATELLITE_CASES = (1, 3, 4, 7)  # one satellite lesion each (tversky_loss merges it)
 MODELS = ("dice_loss", "focal_loss", "tversky_loss")
 
 S26 = np.ones((3, 3, 3), dtype=bool)
@@ -112,15 +113,19 @@ def lesion_shape(rng, kind, c):
     return m
 
 
-def make_gt(rng, n_lesions):
-    """Label map (1..n) of non-touching (26-sense) lesions, and their kinds."""
+def make_gt(rng, n_lesions, n_satellites):
+    """Label map (1..n) of lesions and their kinds.
+
+    Lesions are at least 3 voxels apart, except `n_satellites` lesions placed with
+    a 1-voxel in-plane gap to an earlier one (confluent-looking pairs that a
+    dilating model merges).
+    """
     lab = np.zeros(SHAPE, dtype=np.int32)
     kinds = []
     n_sat = 0
     while len(kinds) < n_lesions:
-        kind = rng.choice(["ellipsoid", "irregular", "tiny"], p=[0.5, 0.25, 0.25])
-        # ~1 in 4 non-tiny lesions is a satellite 1-2 voxels away from an earlier one
-        satellite = kind != "tiny" and kinds and rng.random() < 0.3 and n_sat < 2
+        kind = str(rng.choice(["ellipsoid", "irregular", "tiny"], p=[0.55, 0.3, 0.15]))
+        satellite = kind != "tiny" and len(kinds) >= 2 and n_sat < n_satellites
         for _attempt in range(300):
             if satellite:
                 host = int(rng.integers(1, len(kinds) + 1))
@@ -134,15 +139,18 @@ def make_gt(rng, n_lesions):
             n = int(m.sum())
             if n < 2 or not (m <= BRAIN).all() or (kind != "tiny" and n < 7):
                 continue
-            if (m & ndimage.binary_dilation(lab > 0, S26)).any():
-                continue  # would touch an existing lesion
             if satellite:
+                if (m & ndimage.binary_dilation(lab > 0, S26)).any():
+                    continue  # touches a lesion
                 near = ndimage.binary_dilation(lab == host, SQUARE2D, iterations=2)
-                if not (m & near).any():
-                    continue  # gap to the host must be 1-2 voxels in-plane
+                far = ndimage.binary_dilation(lab * (lab != host) > 0, S26, iterations=3)
+                if not (m & near).any() or (m & far).any():
+                    continue  # 1-voxel gap to the host, well clear of the others
+            elif (m & ndimage.binary_dilation(lab > 0, S26, iterations=3)).any():
+                continue  # closer than 3 voxels to an existing lesion
             lab[m] = len(kinds) + 1
-            kinds.append("satellite" if satellite else str(kind))
-            n_sat += bool(satellite)
+            kinds.append("satellite" if satellite else kind)
+            n_sat += satellite
             break
     return lab, kinds
 
@@ -206,7 +214,9 @@ def add_fps(rng, pred, gt, count, size_lo, size_hi, ellipsoids=False):
     return pred
 
 
-def model_prediction(model, rng, lab, case):
+def model_prediction(model, rng, lab, case, hardness):
+    """One model's mask; lesion i is detected iff hardness[i] < the model's p_detect
+    for its size class (shared hardness: what dice_loss finds, the others find too)."""
     gt = lab > 0
     pred = np.zeros(SHAPE, dtype=bool)
     n = int(lab.max())
@@ -216,8 +226,8 @@ def model_prediction(model, rng, lab, case):
         les = lab == i
         cls = size_class(int(sizes[i]))
         if model == "dice_loss":
-            p_det = {"tiny": 0.1, "small": 0.65, "large": 0.97}[cls]
-            if rng.random() >= p_det:
+            p_det = {"tiny": 0.1, "small": 0.75, "large": 0.97}[cls]
+            if hardness[i] >= p_det:
                 continue
             op = rng.choice(["grow", "keep", "shrink"], p=[0.4, 0.25, 0.35])
             m = grow(rng, les, 0.5) if op == "grow" else shrink(rng, les, 0.4) if op == "shrink" else les
@@ -227,7 +237,7 @@ def model_prediction(model, rng, lab, case):
             pred |= m
         elif model == "focal_loss":
             p_det = {"tiny": 0.5, "small": 0.85, "large": 0.95}[cls]
-            if i != split_id and rng.random() >= p_det:
+            if i != split_id and hardness[i] >= p_det:
                 continue
             op = rng.choice(["grow", "keep", "shrink"], p=[0.2, 0.4, 0.4])
             m = grow(rng, les, 0.4) if op == "grow" else shrink(rng, les, 0.5) if op == "shrink" else les
@@ -238,13 +248,13 @@ def model_prediction(model, rng, lab, case):
             pred |= m
         else:  # tversky_loss: dilated, merges lesions that end up touching
             p_det = {"tiny": 0.9, "small": 1.0, "large": 1.0}[cls]
-            if rng.random() >= p_det:
+            if hardness[i] >= p_det:
                 continue
             m = grow(rng, les, rng.uniform(0.4, 0.7))
             pred |= m
     if model == "tversky_loss":
-        # in-plane closing bridges lesions 1-4 voxels apart (satellites) into one
-        pred |= ndimage.binary_closing(pred, SQUARE2D, iterations=2) & BRAIN
+        # in-plane closing bridges lesions 1-2 voxels apart (satellites) into one
+        pred |= ndimage.binary_closing(pred, SQUARE2D) & BRAIN
     if model == "dice_loss":
         pred = add_fps(rng, pred, gt, int(rng.integers(0, 3)) or int(case == EMPTY_CASE), 8, 30,
                        ellipsoids=True)
@@ -282,13 +292,14 @@ def main():
         name = f"ms_{case:03d}.nii.gz"
         rng = np.random.default_rng([SEED, case])
         n_les = 0 if case == EMPTY_CASE else int(rng.integers(3, 16))
-        lab, kinds = make_gt(rng, n_les)
+        lab, kinds = make_gt(rng, n_les, int(case in SATELLITE_CASES))
         gt = lab > 0
         save_nifti(OUT / "labelsTs" / name, gt.astype(np.uint8), AFFINE)
+        hardness = np.random.default_rng([SEED, case, 0]).random(int(lab.max()) + 1)
         line = [f"{name}: {n_les:2d} GT lesions"]
         for k, model in enumerate(MODELS):
             mrng = np.random.default_rng([SEED, case, k + 1])
-            pred = model_prediction(model, mrng, lab, case)
+            pred = model_prediction(model, mrng, lab, case, hardness)
             save_nifti(OUT / model / name, pred.astype(np.uint8), AFFINE)
             ng, npd, tp = match(gt, pred)
             inter, gv, pv = int((gt & pred).sum()), int(gt.sum()), int(pred.sum())
