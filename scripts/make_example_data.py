@@ -236,7 +236,7 @@ def model_prediction(model, rng, lab, case, hardness):
                 m = les
             pred |= m
         elif model == "focal_loss":
-            p_det = {"tiny": 0.5, "small": 0.85, "large": 0.95}[cls]
+            p_det = {"tiny": 0.6, "small": 0.9, "large": 0.97}[cls]
             if i != split_id and hardness[i] >= p_det:
                 continue
             op = rng.choice(["grow", "keep", "shrink"], p=[0.2, 0.4, 0.4])
@@ -247,7 +247,7 @@ def model_prediction(model, rng, lab, case, hardness):
                 m = split(m)
             pred |= m
         else:  # tversky_loss: dilated, merges lesions that end up touching
-            p_det = {"tiny": 0.9, "small": 1.0, "large": 1.0}[cls]
+            p_det = {"tiny": 0.95, "small": 1.0, "large": 1.0}[cls]
             if hardness[i] >= p_det:
                 continue
             m = grow(rng, les, rng.uniform(0.4, 0.7))

@@ -423,3 +423,25 @@ fn min_size_filters_both_sides() {
     assert_eq!(rootlets["gt"], 5);
     assert_eq!(v["config"]["min_size_pred"], "10mm3");
 }
+
+#[test]
+fn readme_example_table() {
+    // Counts cross-checked with scipy.ndimage.label + IoU ≥ 0.1 one-to-one matching
+    // (scripts/make_example_data.py prints the same reference table).
+    let d = common::root().join("examples/data");
+    let out = bin()
+        .args(["compare", "--gt"])
+        .arg(d.join("labelsTs"))
+        .arg(d.join("dice_loss"))
+        .arg(d.join("focal_loss"))
+        .arg(d.join("tversky_loss"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    for row in s.lines().skip(2) {
+        assert!(readme.contains(row), "README table is stale; row: {row}");
+    }
+    assert!(s.contains("|   2 | focal_loss   |  67 |  73 |   8 |  75 |    0.4786 | 0.8933 | 0.6233 | 0.8651 |"));
+}
