@@ -28,6 +28,10 @@ pub enum Error {
     #[error("{0}")]
     Dataset(String),
 
+    /// No usable GPU, or a GPU operation failed (validation, out of memory, device lost).
+    #[error("GPU: {0}")]
+    Gpu(String),
+
     /// An option value that cannot be honoured.
     #[error("invalid option: {0}")]
     Config(String),

@@ -6,7 +6,7 @@
 use crate::dataset::{Case, Missing};
 use crate::error::{Error, Result};
 use crate::io::{self, Geometry, Volume};
-use crate::label::{self, Components, Connectivity};
+use crate::label::{self, Components, Connectivity, Device};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
 use crate::metrics::{self, Counts, Macro, Rates};
 use rayon::prelude::*;
@@ -78,6 +78,8 @@ pub struct EvalConfig {
     pub min_size_pred: MinSize,
     pub geometry_tolerance: f64,
     pub missing: Missing,
+    /// Where labelling runs; never changes a count (CPU and GPU labels are identical).
+    pub device: Device,
 }
 
 impl Default for EvalConfig {
@@ -90,6 +92,7 @@ impl Default for EvalConfig {
             min_size_pred: MinSize::default(),
             geometry_tolerance: 1e-3,
             missing: Missing::Error,
+            device: Device::Cpu,
         }
     }
 }
@@ -210,7 +213,7 @@ pub struct Labelled {
     pub geometry: Geometry,
 }
 
-/// Reads and labels one mask, removing lesions below `min_size`.
+/// Reads and labels one mask on the CPU, removing lesions below `min_size`.
 pub fn read_and_label(
     path: &Path,
     connectivity: Connectivity,
@@ -218,18 +221,24 @@ pub fn read_and_label(
     timings: &Timings,
 ) -> Result<Labelled> {
     let vol = Timings::time(&timings.read, || io::read_mask(path))?;
-    Ok(label_volume(&vol, connectivity, min_size, timings))
+    label_volume(&vol, connectivity, min_size, Device::Cpu, timings)
 }
 
-fn label_volume(vol: &Volume<u8>, connectivity: Connectivity, min_size: MinSize, timings: &Timings) -> Labelled {
+fn label_volume(
+    vol: &Volume<u8>,
+    connectivity: Connectivity,
+    min_size: MinSize,
+    device: Device,
+    timings: &Timings,
+) -> Result<Labelled> {
     let mut components = Timings::time(&timings.label, || {
-        label::label(&vol.data, vol.geometry.shape, connectivity)
-    });
+        label::label_on(&vol.data, vol.geometry.shape, connectivity, device)
+    })?;
     components.remove_smaller_than(min_size.min_voxels(vol.geometry.voxel_volume()));
-    Labelled {
+    Ok(Labelled {
         components,
         geometry: vol.geometry.clone(),
-    }
+    })
 }
 
 /// Scores one case given labelled GT and prediction.
@@ -349,7 +358,9 @@ pub fn evaluate(
 }
 
 fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<Vec<CaseResult>> {
-    let gt = read_and_label(&case.gt, config.connectivity, config.min_size_gt, timings)?;
+    let gt_vol = Timings::time(&timings.read, || io::read_mask(&case.gt))?;
+    let gt = label_volume(&gt_vol, config.connectivity, config.min_size_gt, config.device, timings)?;
+    drop(gt_vol);
     let mut out = Vec::with_capacity(case.preds.len());
     for pred_path in &case.preds {
         let (pred, missing) = match pred_path {
@@ -363,7 +374,7 @@ fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<
                     });
                 }
                 (
-                    label_volume(&vol, config.connectivity, config.min_size_pred, timings),
+                    label_volume(&vol, config.connectivity, config.min_size_pred, config.device, timings)?,
                     false,
                 )
             }

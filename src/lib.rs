@@ -18,6 +18,7 @@
 pub mod dataset;
 pub mod error;
 pub mod eval;
+pub mod gpu;
 pub mod io;
 pub mod label;
 pub mod matching;

@@ -445,3 +445,54 @@ fn readme_example_table() {
     }
     assert!(s.contains("|   2 | focal_loss   |  67 |  73 |   8 |  75 |    0.4786 | 0.8933 | 0.6233 | 0.8651 |"));
 }
+
+#[test]
+fn device_gpu_without_adapter_exits_2_and_auto_falls_back() {
+    // No Metal on Linux (and no adapter of any kind there): a clean "no adapter".
+    let mask = fixtures().join("sct/t2_seg-deepseg_rootlets.nii.gz");
+    let out = bin()
+        .env("WGPU_BACKEND", "metal")
+        .args(["label", "--device", "gpu"])
+        .arg(&mask)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if cfg!(target_os = "macos") {
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("GPU") && err.contains("adapter"), "{err}");
+    let out = bin()
+        .env("WGPU_BACKEND", "metal")
+        .args(["label", "--device", "auto", "--timings"])
+        .arg(&mask)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("labelling on the CPU") && err.contains("device=cpu"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("21 lesions"));
+}
+
+#[test]
+fn score_on_gpu_equals_cpu() {
+    if !common::gpu_available() {
+        return;
+    }
+    let d = common::root().join("examples/data");
+    let run = |device: &str| {
+        let out = bin()
+            .args(["score", "--json", "-", "--device", device, "--gt"])
+            .arg(d.join("labelsTs"))
+            .arg("--pred")
+            .arg(d.join("focal_loss"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    };
+    assert!(run("gpu") == run("cpu"), "GPU and CPU results differ");
+}

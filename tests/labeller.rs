@@ -6,16 +6,27 @@ mod common;
 
 use common::{Backend, assert_same_as_reference, fixtures, random_mask};
 use lesioneval::io;
-use lesioneval::label::{Connectivity, label_cpu};
+use lesioneval::label::{Components, Connectivity, label_cpu, label_gpu};
 use proptest::prelude::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// Every backend the suite runs against.
-const BACKENDS: &[(&str, Backend)] = &[("cpu", label_cpu)];
+fn gpu(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Components {
+    label_gpu(mask, shape, c).unwrap_or_else(|e| panic!("GPU labelling failed on {shape:?} c{c}: {e}"))
+}
+
+/// Every backend the suite runs against: the GPU joins when an adapter exists
+/// (CI installs lavapipe and sets LESIONEVAL_REQUIRE_GPU=1, making its absence a failure).
+fn backends() -> Vec<(&'static str, Backend)> {
+    let mut b: Vec<(&'static str, Backend)> = vec![("cpu", label_cpu)];
+    if common::gpu_available() {
+        b.push(("gpu", gpu));
+    }
+    b
+}
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 120, ..ProptestConfig::default() })]
 
     #[test]
     fn backends_equal_bfs_reference(
@@ -25,9 +36,9 @@ proptest! {
     ) {
         let shape = [nx, ny, nz];
         let mask = random_mask(shape, density, seed);
-        for (_, backend) in BACKENDS {
+        for (_, backend) in backends() {
             for c in Connectivity::ALL {
-                assert_same_as_reference(*backend, &mask, shape, c);
+                assert_same_as_reference(backend, &mask, shape, c);
             }
         }
     }
@@ -44,9 +55,9 @@ fn long_rows_and_thin_volumes() {
         ([129, 2, 2], 0.97),
     ] {
         let mask = random_mask(shape, d, 7);
-        for (_, backend) in BACKENDS {
+        for (_, backend) in backends() {
             for c in Connectivity::ALL {
-                assert_same_as_reference(*backend, &mask, shape, c);
+                assert_same_as_reference(backend, &mask, shape, c);
             }
         }
     }
@@ -80,7 +91,7 @@ fn labels_equal_cc3d_fixtures() {
         for (conn, path) in &case.labels {
             let c: Connectivity = conn.parse().unwrap();
             let want = io::read_labels(&dir.join(path)).unwrap();
-            for (name, backend) in BACKENDS {
+            for (name, backend) in backends() {
                 let got = backend(&mask.data, mask.geometry.shape, c);
                 assert_eq!(got.count(), case.count[conn], "{} c{conn} {name}: count", case.name);
                 assert!(

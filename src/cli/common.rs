@@ -5,7 +5,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lesioneval::dataset::Missing;
 use lesioneval::eval::{EvalConfig, MinSize, ModelResult, Timings};
-use lesioneval::label::Connectivity;
+use lesioneval::label::{Connectivity, Device};
 use lesioneval::matching::{Assignment, Criterion};
 use lesioneval::report::{self, Format};
 use std::io::IsTerminal;
@@ -58,6 +58,9 @@ pub struct EvalArgs {
     /// Print per-stage times (read, label, match, write) on stderr.
     #[arg(long)]
     pub timings: bool,
+    /// Where to label: auto (a hardware GPU if present, else CPU), cpu, or gpu (any adapter; errors if none).
+    #[arg(long, default_value = "auto")]
+    pub device: Device,
     /// Worker threads (default: all cores; RAYON_NUM_THREADS also works).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -78,6 +81,8 @@ impl EvalArgs {
             min_size_pred: self.min_size_pred.unwrap_or(self.min_size),
             geometry_tolerance: self.geometry_tolerance,
             missing: self.missing,
+            // Resolve once up front: a missing GPU with --device gpu fails before any work.
+            device: self.device.resolve()?,
         })
     }
 

@@ -27,15 +27,15 @@
 use super::{Components, Connectivity, LesionStats};
 
 /// Foreground runs of all rows: row r's runs are `start[row_ptr[r]..row_ptr[r+1]]`.
-struct Runs {
-    start: Vec<u32>,
-    end: Vec<u32>,
-    row_ptr: Vec<u32>,
+pub(super) struct Runs {
+    pub(super) start: Vec<u32>,
+    pub(super) end: Vec<u32>,
+    pub(super) row_ptr: Vec<u32>,
 }
 
 const ZERO8: u64 = 0;
 
-fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
+pub(super) fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
     let mut start = Vec::new();
     let mut end = Vec::new();
     let mut row_ptr = Vec::with_capacity(rows + 1);

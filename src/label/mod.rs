@@ -8,11 +8,15 @@
 //!   arrays), so results are identical whatever the backend or thread count.
 
 mod cpu;
+mod gpu;
 pub mod reference;
 mod stats;
 
 pub use cpu::label_cpu;
+pub use gpu::{GpuOptions, GpuTimings, label_gpu, label_gpu_with};
 pub use stats::LesionStats;
+
+use crate::error::Result;
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -125,7 +129,89 @@ impl Components {
     }
 }
 
-/// Labels `mask` (non-zero = foreground) with the default CPU backend.
+/// Labels `mask` (non-zero = foreground) with the CPU backend.
 pub fn label(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> Components {
     label_cpu(mask, shape, connectivity)
+}
+
+/// Where labelling runs (`--device`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    /// A hardware GPU when there is one, else the CPU (saying why, once).
+    /// GPU failures fall back to the CPU with a warning.
+    #[default]
+    Auto,
+    Cpu,
+    /// The GPU (any adapter, software ones included); failures are errors.
+    Gpu,
+}
+
+impl FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Device::Auto),
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu),
+            _ => Err(format!("device must be auto, cpu or gpu, not {s:?}")),
+        }
+    }
+}
+
+impl Device {
+    /// The backend `auto` resolves to: GPU only for a hardware adapter. Prints
+    /// one line on stderr (once per process) when it falls back to the CPU.
+    pub fn resolve(self) -> Result<Device> {
+        match self {
+            Device::Cpu => Ok(Device::Cpu),
+            Device::Gpu => crate::gpu::context().map(|_| Device::Gpu),
+            Device::Auto => match crate::gpu::context() {
+                Ok(ctx) if ctx.is_hardware() => Ok(Device::Gpu),
+                Ok(ctx) => {
+                    note_once(&format!(
+                        "note: only a software GPU adapter ({}); labelling on the CPU",
+                        ctx.describe()
+                    ));
+                    Ok(Device::Cpu)
+                }
+                Err(e) => {
+                    note_once(&format!("note: {e}; labelling on the CPU"));
+                    Ok(Device::Cpu)
+                }
+            },
+        }
+    }
+}
+
+fn note_once(msg: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("{msg}"));
+}
+
+/// Labels on `device` (resolved with [`Device::resolve`]). With `Auto`, a GPU
+/// failure falls back to the CPU with a warning; with `Gpu` it is an error.
+pub fn label_on(mask: &[u8], shape: [usize; 3], connectivity: Connectivity, device: Device) -> Result<Components> {
+    label_timed(mask, shape, connectivity, device).map(|(c, _)| c)
+}
+
+/// Like [`label_on`], also returning the GPU's timings when the GPU ran.
+pub fn label_timed(
+    mask: &[u8],
+    shape: [usize; 3],
+    connectivity: Connectivity,
+    device: Device,
+) -> Result<(Components, Option<GpuTimings>)> {
+    if device.resolve()? == Device::Cpu {
+        return Ok((label_cpu(mask, shape, connectivity), None));
+    }
+    let gpu =
+        crate::gpu::context().and_then(|ctx| label_gpu_with(&ctx, mask, shape, connectivity, GpuOptions::default()));
+    match gpu {
+        Ok((c, t)) => Ok((c, Some(t))),
+        Err(e) if device == Device::Auto => {
+            eprintln!("warning: {e}; labelling this volume on the CPU");
+            Ok((label_cpu(mask, shape, connectivity), None))
+        }
+        Err(e) => Err(e),
+    }
 }

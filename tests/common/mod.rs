@@ -118,3 +118,18 @@ impl RawNifti {
         }
     }
 }
+
+/// Whether GPU tests can run. Without an adapter they are skipped with a note,
+/// unless LESIONEVAL_REQUIRE_GPU=1 (CI), where that is a test failure.
+pub fn gpu_available() -> bool {
+    match lesioneval::gpu::context() {
+        Ok(_) => true,
+        Err(e) => {
+            if std::env::var("LESIONEVAL_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("LESIONEVAL_REQUIRE_GPU=1 but no GPU: {e}");
+            }
+            eprintln!("skipping GPU backend: {e}");
+            false
+        }
+    }
+}
