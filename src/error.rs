@@ -17,7 +17,7 @@ pub enum Error {
     Geometry { gt: PathBuf, pred: PathBuf, detail: String },
 
     /// A file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     Write {
         path: PathBuf,
         #[source]

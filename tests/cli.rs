@@ -391,6 +391,11 @@ fn label_writes_labels_and_stats() {
     assert_eq!(labels.data.iter().max(), Some(&21));
     let csv = std::fs::read_to_string(&stats).unwrap();
     assert_eq!(csv.lines().count(), 22);
+    // Uncompressed output too, same labels.
+    let plain = d.path().join("lab.nii");
+    bin().arg("label").arg(&src).arg("--out").arg(&plain).assert().success();
+    assert_eq!(lesioneval::io::read_labels(&plain).unwrap().data, labels.data);
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3, "no temp files left");
     // --min-size removes small lesions and renumbers.
     let o = bin()
         .arg("label")

@@ -35,7 +35,9 @@ fn temp_path(dest: &Path) -> PathBuf {
         Some(0) | None => (name.as_str(), ""),
         Some(i) => name.split_at(i),
     };
-    let tmp_name = format!(".{stem}.tmp-{}{ext}", std::process::id());
+    // No dot between stem and marker: writers that re-derive the extension
+    // (nifti's does) must see exactly `ext`.
+    let tmp_name = format!(".{stem}-tmp{}{ext}", std::process::id());
     dest.with_file_name(tmp_name)
 }
 
@@ -47,7 +49,7 @@ mod tests {
     fn temp_name_keeps_double_extension() {
         let p = temp_path(Path::new("/a/b/case_01.nii.gz"));
         let s = p.to_string_lossy();
-        assert!(s.starts_with("/a/b/.case_01.tmp-"), "{s}");
+        assert!(s.starts_with("/a/b/.case_01-tmp"), "{s}");
         assert!(s.ends_with(".nii.gz"), "{s}");
     }
 

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# GPU check for a machine with a real GPU (written for the H100/H200 device runs).
+# Runs the GPU test binaries, then times `label --device gpu` against `--device cpu`
+# on 192x192x160 sparse, 512^3 sparse and 512^3 random masks, and checks that
+# both write byte-identical label files.
+#
+# Usage: scripts/gpu_check.sh [OUTDIR]
+#   BIN=target/release/lesioneval   the binary (built with `cargo build --release`)
+#   TESTS="target/release/deps/gpu-* ..."  test binaries (`cargo test --release --no-run`)
+#   REPEAT=5                       label repeats (medians are reported)
+#   SIZES=192x192x160,512x512x512
+set -uo pipefail
+OUT=${1:-gpu_check_out}
+BIN=${BIN:-target/release/lesioneval}
+REPEAT=${REPEAT:-5}
+SIZES=${SIZES:-192x192x160,512x512x512}
+mkdir -p "$OUT"
+VOL=${VOL:-/tmp/lesioneval_gpu_vols}
+LOG="$OUT/gpu_check.md"
+: >"$LOG"
+say() { echo "$*" | tee -a "$LOG"; }
+
+say "# lesioneval GPU check"
+say ""
+say "- date: $(date -u +%FT%TZ)"
+say "- GPU: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo unknown)"
+say "- CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
+say "- binary: $BIN ($("$BIN" --version))"
+say ""
+
+status=0
+if [ -n "${TESTS:-}" ]; then
+  say "## GPU tests (LESIONEVAL_REQUIRE_GPU=1)"
+  for t in $TESTS; do
+    if LESIONEVAL_REQUIRE_GPU=1 "$t" --test-threads 2 >"$OUT/$(basename "$t").log" 2>&1; then
+      say "- $(basename "$t"): $(grep -E '^test result' "$OUT/$(basename "$t").log" | tail -1)"
+    else
+      say "- $(basename "$t"): FAILED (see $(basename "$t").log)"; status=1
+    fi
+  done
+  say ""
+fi
+
+python3 "$(dirname "$0")/make_bench_volumes.py" "$VOL" --sizes "$SIZES" >/dev/null || exit 2
+say "## label: GPU vs CPU (median of $REPEAT; kernel = GPU time of all kernels, end-to-end = label call incl. upload, readback, statistics)"
+say ""
+say "| volume | conn | lesions | CPU label ms | GPU end-to-end ms | GPU kernel ms | upload ms | readback ms | clock | CPU/GPU e2e | labels identical |"
+say "|---|---|---|---|---|---|---|---|---|---|---|"
+for f in "$VOL"/*.nii; do
+  name=$(basename "$f" .nii)
+  for c in 6 18 26; do
+    g=$("$BIN" label "$f" --connectivity $c --device gpu --timings --repeat "$REPEAT" --out "$VOL/g.nii" 2>&1 >"$VOL/g.txt") || { say "| $name | $c | GPU run failed: $g |"; status=1; continue; }
+    k=$("$BIN" label "$f" --connectivity $c --device cpu --timings --repeat "$REPEAT" --out "$VOL/c.nii" 2>&1 >/dev/null)
+    n=$(grep -o '[0-9]* lesions' "$VOL/g.txt" | cut -d' ' -f1)
+    get() { echo "$1" | grep -o "$2=[0-9.a-z]*" | head -1 | cut -d= -f2 | sed 's/ms$//'; }
+    same=no; cmp -s "$VOL/g.nii" "$VOL/c.nii" && same=yes
+    [ "$same" = yes ] || status=1
+    ratio=$(python3 -c "print(f'{$(get "$k" label)/$(get "$g" label):.2f}')")
+    say "| $name | $c | $n | $(get "$k" label) | $(get "$g" label) | $(get "$g" kernel) | $(get "$g" upload) | $(get "$g" readback) | $(get "$g" kernel_clock) | $ratio | $same |"
+  done
+done
+rm -f "$VOL/g.nii" "$VOL/c.nii"
+say ""
+say "exit status: $status"
+exit $status
