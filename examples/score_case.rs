@@ -31,9 +31,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let r = eval::score_case("case", &gt, &pred, &config, false);
     let k = &r.counts;
     println!("GT {} Pred {} TP {} FP {} FN {}", k.gt, k.pred, k.tp, k.fp, k.fn_);
-    println!("F1 {:.4}  voxel Dice {:.4}", r.rates.f1.unwrap_or(f64::NAN), r.rates.dice.unwrap_or(f64::NAN));
+    println!(
+        "F1 {:.4}  voxel Dice {:.4}",
+        r.rates.f1.unwrap_or(f64::NAN),
+        r.rates.dice.unwrap_or(f64::NAN)
+    );
     for l in r.lesions.iter().filter(|l| l.side == "pred") {
-        println!("pred lesion {:>2}: {:>4} voxels, {:?}, best IoU {:.3}", l.id, l.voxels, l.status, l.best_iou);
+        println!(
+            "pred lesion {:>2}: {:>4} voxels, {:?}, best IoU {:.3}",
+            l.id, l.voxels, l.status, l.best_iou
+        );
     }
     Ok(())
 }

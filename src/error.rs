@@ -28,6 +28,11 @@ pub enum Error {
     #[error("{0}")]
     Dataset(String),
 
+    /// Two results that must not be compared or merged (different settings or
+    /// case sets); the message names what differs.
+    #[error("{0}")]
+    Incomparable(String),
+
     /// An option value that cannot be honoured.
     #[error("invalid option: {0}")]
     Config(String),
