@@ -157,7 +157,7 @@ pub fn parse(text: &str, path: &Path) -> Result<ResultsFile> {
 }
 
 impl ResultsFile {
-    /// The model to work on: `name` if given, else the only one there is.
+    /// The model to work on: `name` if given (in `compare` output), else the only one there is.
     pub fn model(&self, name: Option<&str>) -> Result<&ModelRecord> {
         let names = || {
             self.models
@@ -167,6 +167,8 @@ impl ResultsFile {
                 .join(", ")
         };
         match name {
+            // `score` output holds one unnamed model: --model picks from `compare` output only.
+            _ if !self.many && self.models.len() == 1 => Ok(&self.models[0]),
             Some(n) => self
                 .models
                 .iter()
