@@ -30,6 +30,9 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
     if a.baseline.is_some() && a.eval.shard.is_some() {
         bail!("--baseline needs the whole case set: merge the shards, then run lesioneval check");
     }
+    if a.baseline.is_some() && a.eval.json.as_deref() == Some("-") {
+        bail!("--json - and --baseline both print on stdout: write the JSON to a file instead");
+    }
     a.eval.init_threads()?;
     let pairing = dataset::pair(
         &a.gt,
