@@ -32,6 +32,11 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
+    /// Two results that must not be compared or merged (different settings or
+    /// case sets); the message names what differs.
+    #[error("{0}")]
+    Incomparable(String),
+
     /// An option value that cannot be honoured.
     #[error("invalid option: {0}")]
     Config(String),

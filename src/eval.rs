@@ -10,7 +10,7 @@ use crate::label::{self, Components, Connectivity, Device};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
 use crate::metrics::{self, Counts, Macro, Rates};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -97,8 +97,8 @@ impl Default for EvalConfig {
     }
 }
 
-/// The config as written into results.json.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// The config as written into results.json (and read back by `check` and `merge`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConfigRecord {
     pub connectivity: u8,
     #[serde(rename = "match")]
@@ -339,22 +339,34 @@ pub fn evaluate(
         .into_iter()
         .enumerate()
         .map(|(m, cases)| {
-            let mut total = Counts::default();
-            for c in &cases {
-                total += c.counts;
-            }
-            let macro_avg = metrics::macro_average(cases.iter().map(|c| (&c.rates, c.mean_iou)));
-            ModelResult {
-                name: names[m].clone(),
-                pred: pred_paths[m].clone(),
-                total_rates: total.rates(),
-                total,
-                macro_avg,
+            model_result(
+                names[m].clone(),
+                pred_paths[m].clone(),
                 cases,
-                missing: missing.get(m).cloned().unwrap_or_default(),
-            }
+                missing.get(m).cloned().unwrap_or_default(),
+            )
         })
         .collect())
+}
+
+/// Micro totals and macro means of one model's cases, summed in the given case
+/// order. `merge` rebuilds sharded results through this same function, so the
+/// floats come out bit-identical to an unsharded run.
+pub fn model_result(name: String, pred: String, cases: Vec<CaseResult>, missing: Vec<String>) -> ModelResult {
+    let mut total = Counts::default();
+    for c in &cases {
+        total += c.counts;
+    }
+    let macro_avg = metrics::macro_average(cases.iter().map(|c| (&c.rates, c.mean_iou)));
+    ModelResult {
+        name,
+        pred,
+        total_rates: total.rates(),
+        total,
+        macro_avg,
+        cases,
+        missing,
+    }
 }
 
 fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<Vec<CaseResult>> {

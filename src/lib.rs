@@ -4,6 +4,9 @@
 //! masks into connected components → [`matching`] builds one overlap table per
 //! case and assigns matches → [`metrics`] counts TP/FP/FN and rates →
 //! [`report`] writes tables. [`eval`] drives it over folders ([`dataset`]).
+//! Around a run: [`shard`] splits the cases over machines and merges the
+//! parts back; [`results`] reads results.json; [`gate`] compares it with a
+//! baseline for CI.
 //!
 //! ```no_run
 //! use lesioneval::{eval, label::Connectivity};
@@ -18,12 +21,15 @@
 pub mod dataset;
 pub mod error;
 pub mod eval;
+pub mod gate;
 pub mod gpu;
 pub mod io;
 pub mod label;
 pub mod matching;
 pub mod metrics;
 pub mod report;
+pub mod results;
+pub mod shard;
 
 pub use error::{Error, Result};
 

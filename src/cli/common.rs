@@ -3,11 +3,12 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use lesioneval::dataset::Missing;
+use lesioneval::dataset::{Missing, Pairing};
 use lesioneval::eval::{EvalConfig, MinSize, ModelResult, Timings};
 use lesioneval::label::{Connectivity, Device};
 use lesioneval::matching::{Assignment, Criterion};
 use lesioneval::report::{self, Format};
+use lesioneval::shard::{self, Partial, ShardSpec};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
@@ -64,6 +65,10 @@ pub struct EvalArgs {
     /// Worker threads (default: all cores; RAYON_NUM_THREADS also works).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Score only shard I of N (0-based; a case's shard is FNV-1a-64 of its id mod N) and write a partial
+    /// results file for `lesioneval merge`.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<ShardSpec>,
 }
 
 impl EvalArgs {
@@ -84,6 +89,20 @@ impl EvalArgs {
             // Resolve once up front: a missing GPU with --device gpu fails before any work.
             device: self.device.resolve()?,
         })
+    }
+
+    /// Keeps this run's shard of the cases (all of them without --shard).
+    pub fn apply_shard(&self, pairing: Pairing) -> (Pairing, Option<Partial>) {
+        match self.shard {
+            Some(s) => {
+                let (p, partial) = shard::select(pairing, s);
+                if p.cases.is_empty() {
+                    eprintln!("warning: shard {s} holds none of the {} cases", partial.case_ids.len());
+                }
+                (p, Some(partial))
+            }
+            None => (pairing, None),
+        }
     }
 
     pub fn init_threads(&self) -> Result<()> {

@@ -41,6 +41,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     for (p, extra) in a.preds.iter().zip(&pairing.extra) {
         warn_extra(p, extra);
     }
+    let (pairing, partial) = a.eval.apply_shard(pairing);
     let paths: Vec<String> = a.preds.iter().map(|p| p.display().to_string()).collect();
     let names = if a.names.is_empty() {
         default_names(&a.preds)
@@ -59,7 +60,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
         &|| pb.inc(1),
     )?;
     pb.finish_and_clear();
-    let json = report::compare_json(&models, &config.record(), &a.gt.display().to_string());
+    let json = report::compare_json(&models, &config.record(), &a.gt.display().to_string(), partial.as_ref());
     a.eval.emit(
         &a.eval.render(&report::compare_table(&models)),
         &models,

@@ -1,10 +1,13 @@
 //! Command-line front end. Each subcommand's file parses its flags into the
 //! library's config, calls the library and prints; no scoring logic lives here.
-//! Exit codes: 0 success, 2 bad usage or bad input (clap uses 2 for usage).
+//! Exit codes: 0 success, 1 a `check` regression, 2 bad usage or bad input
+//! (clap uses 2 for usage).
 
+mod check;
 mod common;
 mod compare;
 mod label;
+mod merge;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -15,7 +18,7 @@ use std::process::ExitCode;
     name = "lesioneval",
     version,
     about = "Lesion-wise evaluation of 3-D segmentation models: connected components, lesion matching, TP/FP/FN tables",
-    after_help = "Docs: README.md and docs/metrics.md. Exit codes: 0 ok, 2 bad usage or bad input."
+    after_help = "Docs: README.md, docs/metrics.md, docs/ci.md, docs/cluster.md. Exit codes: 0 ok, 1 regression (check), 2 bad usage, bad input or results that cannot be compared."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,17 +33,23 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Label the connected components (lesions) of one mask and report their statistics.
     Label(label::LabelArgs),
+    /// CI gate: compare results.json with a baseline; exit 0 pass, 1 regression, 2 cannot compare.
+    Check(check::CheckArgs),
+    /// Combine the partial results of `score/compare --shard I/N` into what one unsharded run writes.
+    Merge(merge::MergeArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Score(a) => score::run(a),
-        Command::Compare(a) => compare::run(a),
-        Command::Label(a) => label::run(a),
+        Command::Compare(a) => compare::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Label(a) => label::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Check(a) => check::run(a),
+        Command::Merge(a) => merge::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)

@@ -6,6 +6,7 @@
 use crate::error::{Error, Result};
 use crate::eval::{CaseResult, ConfigRecord, ModelResult};
 use crate::metrics::{Counts, Macro, Rates};
+use crate::shard::{Partial, ShardSpec};
 use serde::Serialize;
 use std::path::Path;
 
@@ -116,6 +117,11 @@ pub struct ResultsJson<'a> {
     tool_version: &'static str,
     config: &'a ConfigRecord,
     gt: &'a str,
+    /// Partial (`--shard`) files only; see `crate::shard`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shard: Option<ShardSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    case_ids: Option<&'a [String]>,
     #[serde(flatten)]
     body: Body<'a>,
 }
@@ -137,13 +143,16 @@ enum Body<'a> {
 }
 
 /// results.json of `score`: keys `schema_version`, `tool_version`, `config`,
-/// `gt`, `pred`, `cases`, `total`, `macro`, `missing`.
-pub fn score_json(m: &ModelResult, config: &ConfigRecord, gt: &str) -> String {
+/// `gt`, `pred`, `cases`, `total`, `macro`, `missing` (plus `shard` and
+/// `case_ids` in a partial file).
+pub fn score_json(m: &ModelResult, config: &ConfigRecord, gt: &str, partial: Option<&Partial>) -> String {
     let doc = ResultsJson {
         schema_version: crate::SCHEMA_VERSION,
         tool_version: crate::TOOL_VERSION,
         config,
         gt,
+        shard: partial.map(|p| p.shard),
+        case_ids: partial.map(|p| p.case_ids.as_slice()),
         body: Body::Single {
             pred: &m.pred,
             cases: m.cases.iter().map(case_json).collect(),
@@ -156,12 +165,14 @@ pub fn score_json(m: &ModelResult, config: &ConfigRecord, gt: &str) -> String {
 }
 
 /// results.json of `compare`: like `score`, with one entry per model under `models`.
-pub fn compare_json(models: &[ModelResult], config: &ConfigRecord, gt: &str) -> String {
+pub fn compare_json(models: &[ModelResult], config: &ConfigRecord, gt: &str, partial: Option<&Partial>) -> String {
     let doc = ResultsJson {
         schema_version: crate::SCHEMA_VERSION,
         tool_version: crate::TOOL_VERSION,
         config,
         gt,
+        shard: partial.map(|p| p.shard),
+        case_ids: partial.map(|p| p.case_ids.as_slice()),
         body: Body::Many {
             models: models
                 .iter()
@@ -351,13 +362,22 @@ fn summary_csv(models: &[ModelResult]) -> String {
 /// Writes `cases.csv`, `lesions.csv` (and `summary.csv` for several models)
 /// plus `results.json` (the given JSON text) into `dir`.
 pub fn write_outputs(dir: &Path, models: &[ModelResult], json: &str) -> Result<()> {
+    let lesions = lesions_csv(models, models.len() > 1);
+    write_tables(dir, models, json, Some(&lesions))
+}
+
+/// Like [`write_outputs`], with lesions.csv given as text (`merge` has no
+/// lesion rows in memory, only the shards' files), or not written when None.
+pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv: Option<&str>) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Write {
         path: dir.to_path_buf(),
         source,
     })?;
     let many = models.len() > 1;
     write_text(&dir.join("cases.csv"), &cases_csv(models, many))?;
-    write_text(&dir.join("lesions.csv"), &lesions_csv(models, many))?;
+    if let Some(lesions) = lesions_csv {
+        write_text(&dir.join("lesions.csv"), lesions)?;
+    }
     if many {
         write_text(&dir.join("summary.csv"), &summary_csv(models))?;
     }
