@@ -87,17 +87,33 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
     }
 }
 
-/// Unions runs of row `cur` with runs of row `prev` that overlap, where `tol`
-/// = 1 also accepts runs that only touch diagonally in x.
+/// Unions runs of row `cur` with the runs of row `prev` they touch.
 #[inline]
 fn merge_rows(runs: &Runs, parent: &mut [u32], cur: usize, prev: usize, tol: u32) {
+    touching_runs(runs, cur, prev, tol, |i, j| union(parent, i as u32, j as u32));
+}
+
+/// (row offset in j, row offset in k, x tolerance) of each earlier row whose
+/// runs can touch a run of the current row: tolerance 1 accepts diagonal contact.
+pub(super) fn neighbour_rows(connectivity: Connectivity) -> &'static [(isize, isize, u32)] {
+    match connectivity {
+        Connectivity::Six => &[(-1, 0, 0), (0, -1, 0)],
+        Connectivity::Eighteen => &[(-1, 0, 1), (0, -1, 1), (-1, -1, 0), (1, -1, 0)],
+        Connectivity::TwentySix => &[(-1, 0, 1), (0, -1, 1), (-1, -1, 1), (1, -1, 1)],
+    }
+}
+
+/// Calls `touch(i, j)` for every pair of runs of rows `cur` and `prev` that
+/// touch (overlap in x, or with `tol` = 1 also diagonally).
+#[inline]
+pub(super) fn touching_runs(runs: &Runs, cur: usize, prev: usize, tol: u32, mut touch: impl FnMut(usize, usize)) {
     let (mut i, ie) = (runs.row_ptr[cur] as usize, runs.row_ptr[cur + 1] as usize);
     let (mut j, je) = (runs.row_ptr[prev] as usize, runs.row_ptr[prev + 1] as usize);
     while i < ie && j < je {
         let (as_, ae) = (runs.start[i], runs.end[i]);
         let (bs, be) = (runs.start[j], runs.end[j]);
         if as_ < be + tol && bs < ae + tol {
-            union(parent, i as u32, j as u32);
+            touch(i, j);
         }
         // The run that ends first cannot touch the other row's next run.
         if ae <= be {
@@ -118,11 +134,10 @@ pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> 
     let n = nx * ny * nz;
     assert_eq!(mask.len(), n, "mask length does not match shape {shape:?}");
     assert!(n <= u32::MAX as usize, "volume too large for u32 labels");
-    let mut labels = vec![0u32; n];
     if n == 0 {
         return Components {
             shape,
-            labels,
+            labels: Vec::new(),
             lesions: Vec::new(),
         };
     }
@@ -131,12 +146,7 @@ pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> 
     let nruns = runs.start.len();
     let mut parent: Vec<u32> = (0..nruns as u32).collect();
 
-    // (row offset in j, row offset in k, tolerance) for each earlier neighbour row.
-    let neighbours: &[(isize, isize, u32)] = match connectivity {
-        Connectivity::Six => &[(-1, 0, 0), (0, -1, 0)],
-        Connectivity::Eighteen => &[(-1, 0, 1), (0, -1, 1), (-1, -1, 0), (1, -1, 0)],
-        Connectivity::TwentySix => &[(-1, 0, 1), (0, -1, 1), (-1, -1, 1), (1, -1, 1)],
-    };
+    let neighbours = neighbour_rows(connectivity);
     for z in 0..nz {
         for y in 0..ny {
             let row = y + ny * z;
@@ -165,15 +175,24 @@ pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> 
             parent[r] = parent[p];
         }
     }
-    let mut lesions = vec![LesionStats::new(); next as usize];
-    for row in 0..rows {
+    components_from_runs(&runs, &parent, shape, next)
+}
+
+/// Builds the label volume and lesion statistics from runs and one label per
+/// run (1..=count). Only foreground runs are written into a zeroed volume, so
+/// pages that hold no lesion are never touched. Shared by the CPU and GPU paths.
+pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usize; 3], count: u32) -> Components {
+    let [nx, ny, nz] = shape;
+    let mut labels = vec![0u32; nx * ny * nz];
+    let mut lesions = vec![LesionStats::new(); count as usize];
+    for row in 0..ny * nz {
         let (y, z) = (row % ny, row / ny);
         let base = row * nx;
         let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
         for ((&s, &e), &l) in runs.start[span.clone()]
             .iter()
             .zip(&runs.end[span.clone()])
-            .zip(&parent[span])
+            .zip(&run_labels[span])
         {
             let (s, e) = (s as usize, e as usize);
             labels[base + s..base + e].fill(l);

@@ -1,23 +1,23 @@
 //! Connected-component labelling on the GPU (wgpu compute shaders, WGSL).
 //!
-//! Why hand-written: no crate labels volumes on wgpu. The kernels are in
-//! `shaders/ccl.wgsl`, which explains the algorithm (union-find with atomicMin
-//! toward the smaller index, so the root is the first voxel; roots ranked by a
-//! tile scan, so labels are numbered exactly as on the CPU).
+//! Why hand-written: no crate labels volumes on wgpu. The split of work:
+//! the CPU scans the mask for runs of foreground (a streaming pass it needs
+//! anyway to write the output), the GPU does the union-find over runs — one
+//! thread per row sweeping the touching rows, union by atomicMin toward the
+//! smaller run id — and returns each run's root; the CPU numbers components in
+//! storage order from the roots and writes the label volume. The numbering is
+//! the CPU backend's, so labels are byte-identical. `shaders/ccl.wgsl` explains
+//! the kernels.
 //!
-//! Volumes whose label buffer exceeds the adapter's storage-binding or buffer
-//! limits (128 MiB on lavapipe) are cut into z-slabs. Each slab is labelled on
-//! the GPU up to root indices; the CPU then unites roots across slab
-//! boundaries and numbers components in storage order — the same contract,
-//! so labels stay byte-identical to the CPU backend.
-//!
-//! The mask is uploaded as it is (one byte per voxel, four per u32 word): no
-//! CPU packing pass, and a quarter of the size of u32 voxels.
-//! Every GPU call runs inside validation and out-of-memory error scopes, so
-//! failures come back as `Error::Gpu`.
+//! What crosses the bus is compact: 4 bytes per run and per row up, 4 bytes
+//! per run down — for a sparse 512³ lesion mask about 1 MiB each way instead of
+//! 512 MiB of u32 labels. Runs beyond the adapter's buffer limits (128 MiB
+//! bindings on lavapipe) are split into z-slabs whose roots the CPU unites
+//! across slab boundaries before numbering. Every GPU call runs inside
+//! validation and out-of-memory error scopes, so failures are `Error::Gpu`.
 
-use super::cpu::find_runs;
-use super::{Components, Connectivity, LesionStats};
+use super::cpu::{Runs, components_from_runs, find_runs, neighbour_rows, touching_runs};
+use super::{Components, Connectivity};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use std::collections::HashMap;
@@ -25,15 +25,16 @@ use std::sync::OnceLock;
 use std::time::Instant;
 use wgpu::util::DeviceExt;
 
-const INVALID: u32 = u32::MAX;
-const TILE: u64 = 2048;
-
 /// Knobs for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct GpuOptions {
-    /// Largest slab in voxels (default: from the adapter's limits). Setting it
-    /// beyond the limits forces a GPU validation error (used by tests).
-    pub max_slab_voxels: Option<u64>,
+    /// Most runs per slab (default: what the adapter's buffer limits allow).
+    pub max_slab_runs: Option<u64>,
+    /// Most z-planes per slab (default: no cap); tests use it to force stitching.
+    pub max_slab_planes: Option<usize>,
+    /// Fault injection for tests: request a buffer one word over the device's
+    /// limit, which the GPU must reject with a validation error.
+    pub oversize_buffer: bool,
 }
 
 /// Where GPU labelling spent its time.
@@ -45,7 +46,7 @@ pub struct GpuTimings {
     pub kernel_from_timestamps: bool,
     pub upload_ms: f64,
     pub readback_ms: f64,
-    /// CPU work after readback (slab stitching, lesion statistics).
+    /// CPU work: finding runs, slab stitching, numbering, writing labels and statistics.
     pub cpu_ms: f64,
     pub total_ms: f64,
     pub slabs: usize,
@@ -54,25 +55,21 @@ pub struct GpuTimings {
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
-    nx: u32,
     ny: u32,
     nz: u32,
-    n: u32,
-    wg_x_vox: u32,
-    wg_x_tile: u32,
-    max_nonzero: u32,
-    num_tiles: u32,
+    nrows: u32,
+    nruns: u32,
+    wg_x_row: u32,
+    wg_x_run: u32,
+    conn: u32,
+    _pad: u32,
 }
 
 struct Pipelines {
     layout: wgpu::BindGroupLayout,
     init: wgpu::ComputePipeline,
     merge: wgpu::ComputePipeline,
-    compress: wgpu::ComputePipeline,
-    count_roots: wgpu::ComputePipeline,
-    scan_tiles: wgpu::ComputePipeline,
-    assign: wgpu::ComputePipeline,
-    finalize: wgpu::ComputePipeline,
+    resolve: wgpu::ComputePipeline,
 }
 
 static PIPELINES: OnceLock<std::result::Result<Pipelines, String>> = OnceLock::new();
@@ -106,7 +103,7 @@ fn build_pipelines(ctx: &GpuContext) -> std::result::Result<Pipelines, String> {
         entries: &[
             entry(0, wgpu::BufferBindingType::Uniform),
             entry(1, wgpu::BufferBindingType::Storage { read_only: true }),
-            entry(2, wgpu::BufferBindingType::Storage { read_only: false }),
+            entry(2, wgpu::BufferBindingType::Storage { read_only: true }),
             entry(3, wgpu::BufferBindingType::Storage { read_only: false }),
         ],
     });
@@ -128,11 +125,7 @@ fn build_pipelines(ctx: &GpuContext) -> std::result::Result<Pipelines, String> {
     let p = Pipelines {
         init: make("init"),
         merge: make("merge"),
-        compress: make("compress"),
-        count_roots: make("count_roots"),
-        scan_tiles: make("scan_tiles"),
-        assign: make("assign"),
-        finalize: make("finalize"),
+        resolve: make("resolve"),
         layout,
     };
     if let Some(e) = pollster::block_on(scope.pop()) {
@@ -164,153 +157,219 @@ pub fn label_gpu_with(
             mask.len()
         )));
     }
-    let mut timings = GpuTimings::default();
-    let mut labels = vec![0u32; n];
-    if n == 0 {
-        return Ok((
-            Components {
-                shape,
-                labels,
-                lesions: Vec::new(),
-            },
-            timings,
-        ));
+    if nx > 1 << 16 {
+        return Err(Error::Gpu(format!(
+            "rows of {nx} voxels: the GPU path packs x in 16 bits (at most 65536)"
+        )));
     }
+    let mut timings = GpuTimings::default();
+    let t_cpu = Instant::now();
+    let rows = ny * nz;
+    let runs = find_runs(mask, nx, rows);
+    let nruns = runs.start.len();
+    if nruns == 0 {
+        timings.cpu_ms = ms(t_cpu);
+        return Ok((components_from_runs(&runs, &[], shape, 0), timings));
+    }
+    // start | last << 16; last = end - 1 < 65536.
+    let packed: Vec<u32> = runs
+        .start
+        .iter()
+        .zip(&runs.end)
+        .map(|(&s, &e)| s | ((e - 1) << 16))
+        .collect();
+    timings.cpu_ms += ms(t_cpu);
+
     let pipes = pipelines(ctx)?;
-    let plane = (nx * ny) as u64;
-    // Label buffer (4 bytes/voxel) must fit one binding and one buffer; indices
-    // and the label FLAG bit need n < 2^31.
     let by_limits = ctx
         .limits
         .max_storage_buffer_binding_size
         .min(ctx.limits.max_buffer_size)
-        / 4;
-    let max_voxels = opts.max_slab_voxels.unwrap_or(by_limits.min((1 << 31) - 1));
-    if plane > max_voxels {
-        return Err(Error::Gpu(format!(
-            "one {nx}×{ny} slice ({plane} voxels) exceeds the GPU's buffer limit of {max_voxels} voxels"
-        )));
-    }
-    let slab_depth = ((max_voxels / plane) as usize).min(nz).max(1);
-    let slabs: Vec<(usize, usize)> = (0..nz)
-        .step_by(slab_depth)
-        .map(|z0| (z0, (z0 + slab_depth).min(nz)))
-        .collect();
+        / 4
+        - 1;
+    let max_runs = opts.max_slab_runs.unwrap_or(by_limits.min((1 << 31) - 1)).max(1);
+    let max_planes = opts.max_slab_planes.unwrap_or(nz).max(1);
+    let slabs = plan_slabs(
+        &runs,
+        ny,
+        nz,
+        max_runs,
+        max_planes.min((by_limits as usize / ny.max(1)).max(1)),
+    )?;
     timings.slabs = slabs.len();
-    let single = slabs.len() == 1;
-    let mut count = 0u32;
+
+    let mut roots = vec![0u32; nruns];
     for &(z0, z1) in &slabs {
-        let base = z0 * nx * ny;
-        let len = (z1 - z0) * nx * ny;
-        let out = &mut labels[base..base + len];
-        count = run_slab(
+        let (r0, r1) = (runs.row_ptr[z0 * ny] as usize, runs.row_ptr[z1 * ny] as usize);
+        let row_ptr: Vec<u32> = runs.row_ptr[z0 * ny..=z1 * ny].iter().map(|&p| p - r0 as u32).collect();
+        let local = run_slab(
             ctx,
             pipes,
-            &mask[base..base + len],
-            [nx, ny, z1 - z0],
+            &packed[r0..r1],
+            &row_ptr,
+            [ny, z1 - z0],
             connectivity,
-            single,
-            out,
+            opts,
             &mut timings,
         )?;
-        if !single {
-            // Local root index → global root index.
-            for v in out.iter_mut().filter(|v| **v != INVALID) {
-                *v += base as u32;
-            }
+        for (g, l) in roots[r0..r1].iter_mut().zip(local) {
+            *g = l + r0 as u32;
         }
     }
+
     let t_cpu = Instant::now();
-    if !single {
-        count = stitch_and_number(&mut labels, shape, &slabs, connectivity);
+    let stitched = (slabs.len() > 1).then(|| stitch(&runs, &roots, [ny, nz], &slabs, connectivity));
+    // A root is its component's first run, so it is numbered before its members.
+    let mut labels = vec![0u32; nruns];
+    let mut next = 0u32;
+    for r in 0..nruns {
+        let mut root = roots[r];
+        if let Some(parent) = &stitched {
+            root = find_in(parent, root);
+        }
+        if root as usize == r {
+            next += 1;
+            labels[r] = next;
+        } else {
+            labels[r] = labels[root as usize];
+        }
     }
-    let lesions = stats_from_labels(mask, &labels, shape, count);
-    timings.cpu_ms = ms(t_cpu);
+    let components = components_from_runs(&runs, &labels, shape, next);
+    timings.cpu_ms += ms(t_cpu);
     timings.total_ms = ms(t_total);
-    Ok((Components { shape, labels, lesions }, timings))
+    Ok((components, timings))
 }
 
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// Labels one slab. With `number`, `out` receives final labels and the count is
-/// returned; otherwise `out` receives local root indices (INVALID = background).
+/// Groups whole z-planes into slabs of at most `max_runs` runs and `max_planes` planes.
+fn plan_slabs(runs: &Runs, ny: usize, nz: usize, max_runs: u64, max_planes: usize) -> Result<Vec<(usize, usize)>> {
+    let plane_runs = |z: usize| (runs.row_ptr[(z + 1) * ny] - runs.row_ptr[z * ny]) as u64;
+    let mut slabs = Vec::new();
+    let mut z0 = 0;
+    while z0 < nz {
+        if plane_runs(z0) > max_runs {
+            return Err(Error::Gpu(format!(
+                "plane k = {z0} has {} runs, more than the GPU's buffer limit of {max_runs}",
+                plane_runs(z0)
+            )));
+        }
+        let (mut z1, mut total) = (z0, 0u64);
+        while z1 < nz && z1 - z0 < max_planes && total + plane_runs(z1) <= max_runs {
+            total += plane_runs(z1);
+            z1 += 1;
+        }
+        slabs.push((z0, z1));
+        z0 = z1;
+    }
+    Ok(slabs)
+}
+
+/// Unions per-slab roots across slab boundaries (larger under smaller run id).
+fn stitch(
+    runs: &Runs,
+    roots: &[u32],
+    [ny, _]: [usize; 2],
+    slabs: &[(usize, usize)],
+    c: Connectivity,
+) -> HashMap<u32, u32> {
+    let mut parent: HashMap<u32, u32> = HashMap::new();
+    for &(z0, _) in slabs.iter().skip(1) {
+        for y in 0..ny {
+            let row = y + ny * z0;
+            // Only the neighbour rows in the previous plane cross the boundary.
+            for &(dy, dz, tol) in neighbour_rows(c).iter().filter(|n| n.1 == -1) {
+                let py = y as isize + dy;
+                if py < 0 || py >= ny as isize {
+                    continue;
+                }
+                let prow = py as usize + ny * (z0 as isize + dz) as usize;
+                touching_runs(runs, row, prow, tol, |i, j| {
+                    let (a, b) = (find_in(&parent, roots[i]), find_in(&parent, roots[j]));
+                    if a != b {
+                        parent.insert(a.max(b), a.min(b));
+                    }
+                });
+            }
+        }
+    }
+    parent
+}
+
+fn find_in(parent: &HashMap<u32, u32>, mut a: u32) -> u32 {
+    while let Some(&b) = parent.get(&a) {
+        a = b;
+    }
+    a
+}
+
+/// Runs the union-find kernels on one slab and returns each run's root (local ids).
 #[allow(clippy::too_many_arguments)]
 fn run_slab(
     ctx: &GpuContext,
     p: &Pipelines,
-    mask: &[u8],
-    [nx, ny, nz]: [usize; 3],
+    packed: &[u32],
+    row_ptr: &[u32],
+    [ny, nz]: [usize; 2],
     connectivity: Connectivity,
-    number: bool,
-    out: &mut [u32],
+    opts: GpuOptions,
     timings: &mut GpuTimings,
-) -> Result<u32> {
+) -> Result<Vec<u32>> {
     let d = &ctx.device;
-    let n = (nx * ny * nz) as u64;
+    let nruns = packed.len() as u64;
+    let nrows = (row_ptr.len() - 1) as u64;
     let max_dim = ctx.limits.max_compute_workgroups_per_dimension.max(1) as u64;
-    let grid = |groups: u64| -> (u32, u32) {
+    let grid = |threads: u64| -> (u32, u32) {
+        let groups = threads.div_ceil(256);
         let x = groups.clamp(1, max_dim);
         (x as u32, groups.div_ceil(x) as u32)
     };
-    let (vx, vy) = grid(n.div_ceil(256));
-    let num_tiles = n.div_ceil(TILE);
-    let (tx, ty) = grid(num_tiles);
+    let (rx, ry) = grid(nrows);
+    let (ux, uy) = grid(nruns);
     let params = Params {
-        nx: nx as u32,
         ny: ny as u32,
         nz: nz as u32,
-        n: n as u32,
-        wg_x_vox: vx,
-        wg_x_tile: tx,
-        max_nonzero: match connectivity {
-            Connectivity::Six => 1,
-            Connectivity::Eighteen => 2,
-            Connectivity::TwentySix => 3,
-        },
-        num_tiles: num_tiles as u32,
+        nrows: nrows as u32,
+        nruns: nruns as u32,
+        wg_x_row: rx,
+        wg_x_run: ux,
+        conn: connectivity.as_u8() as u32,
+        _pad: 0,
     };
 
     let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = d.push_error_scope(wgpu::ErrorFilter::Validation);
     let t_up = Instant::now();
+    let storage = |label: &str, data: &[u32]| {
+        d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE,
+        })
+    };
     let param_buf = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("params"),
         contents: bytemuck::bytes_of(&params),
         usage: wgpu::BufferUsages::UNIFORM,
     });
-    let mask_size = n.div_ceil(4) * 4;
-    let mask_buf = d.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("mask"),
-        size: mask_size,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
-    let aligned = (n / 4 * 4) as usize;
-    if aligned > 0 {
-        ctx.queue.write_buffer(&mask_buf, 0, &mask[..aligned]);
-    }
-    if aligned < mask.len() {
-        let mut tail = [0u8; 4];
-        tail[..mask.len() - aligned].copy_from_slice(&mask[aligned..]);
-        ctx.queue.write_buffer(&mask_buf, aligned as u64, &tail);
-    }
-    let label_buf = d.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("labels"),
-        size: n * 4,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-        mapped_at_creation: false,
-    });
-    let tiles_buf = d.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("tiles"),
-        size: (num_tiles + 1) * 4,
+    let runs_buf = storage("runs", packed);
+    let rows_buf = storage("row_ptr", row_ptr);
+    let l_size = if opts.oversize_buffer {
+        ctx.limits.max_buffer_size + 4
+    } else {
+        nruns * 4
+    };
+    let l_buf = d.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("parents"),
+        size: l_size,
         usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
     let readback = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback"),
-        size: n * 4 + 4,
+        size: nruns * 4,
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
@@ -324,15 +383,15 @@ fn run_slab(
             },
             wgpu::BindGroupEntry {
                 binding: 1,
-                resource: mask_buf.as_entire_binding(),
+                resource: runs_buf.as_entire_binding(),
             },
             wgpu::BindGroupEntry {
                 binding: 2,
-                resource: label_buf.as_entire_binding(),
+                resource: rows_buf.as_entire_binding(),
             },
             wgpu::BindGroupEntry {
                 binding: 3,
-                resource: tiles_buf.as_entire_binding(),
+                resource: l_buf.as_entire_binding(),
             },
         ],
     });
@@ -364,7 +423,6 @@ fn run_slab(
 
     let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = d.push_error_scope(wgpu::ErrorFilter::Validation);
-
     let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("ccl") });
     {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -376,18 +434,9 @@ fn run_slab(
             }),
         });
         pass.set_bind_group(0, &bind, &[]);
-        let mut run = |pipe: &wgpu::ComputePipeline, (x, y): (u32, u32)| {
+        for (pipe, (x, y)) in [(&p.init, (ux, uy)), (&p.merge, (rx, ry)), (&p.resolve, (ux, uy))] {
             pass.set_pipeline(pipe);
             pass.dispatch_workgroups(x, y, 1);
-        };
-        run(&p.init, (vx, vy));
-        run(&p.merge, (vx, vy));
-        run(&p.compress, (vx, vy));
-        if number {
-            run(&p.count_roots, (tx, ty));
-            run(&p.scan_tiles, (1, 1));
-            run(&p.assign, (tx, ty));
-            run(&p.finalize, (vx, vy));
         }
     }
     if let Some((set, resolve, read)) = &queries {
@@ -403,15 +452,11 @@ fn run_slab(
     let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("readback"),
     });
-    enc.copy_buffer_to_buffer(&label_buf, 0, &readback, 0, n * 4);
-    enc.copy_buffer_to_buffer(&tiles_buf, num_tiles * 4, &readback, n * 4, 4);
+    enc.copy_buffer_to_buffer(&l_buf, 0, &readback, 0, nruns * 4);
     ctx.queue.submit([enc.finish()]);
-    let data = map_read::<u32>(d, &readback);
+    let roots = map_read::<u32>(d, &readback);
     check_scopes(validation, oom, "running the labelling kernels")?;
-    let words = data?;
-    out.copy_from_slice(&words[..n as usize]);
-    let count = words[n as usize];
-    drop(words);
+    let roots = roots?;
     timings.readback_ms += ms(t_rb);
 
     match queries.as_ref().map(|(_, _, read)| map_read::<u64>(d, read)) {
@@ -422,7 +467,7 @@ fn run_slab(
         }
         _ => timings.kernel_ms += kernel_wall,
     }
-    Ok(if number { count } else { 0 })
+    Ok(roots)
 }
 
 /// Pops a validation and an out-of-memory scope, turning a captured error into `Error::Gpu`.
@@ -464,85 +509,4 @@ fn map_read<T: bytemuck::Pod>(d: &wgpu::Device, buf: &wgpu::Buffer) -> Result<Ve
     };
     buf.unmap();
     Ok(out)
-}
-
-/// Multi-slab path: `labels` holds global root indices per slab (INVALID =
-/// background). Unites roots across slab boundaries (larger under smaller),
-/// then numbers components in storage order in place. Returns N.
-fn stitch_and_number(labels: &mut [u32], [nx, ny, _]: [usize; 3], slabs: &[(usize, usize)], c: Connectivity) -> u32 {
-    let mut parent: HashMap<u32, u32> = HashMap::new();
-    fn find(p: &mut HashMap<u32, u32>, mut a: u32) -> u32 {
-        while let Some(&b) = p.get(&a) {
-            if b == a {
-                break;
-            }
-            a = b;
-        }
-        a
-    }
-    let plane = nx * ny;
-    for &(z0, _) in slabs.iter().skip(1) {
-        for y in 0..ny {
-            for x in 0..nx {
-                let v = z0 * plane + y * nx + x;
-                if labels[v] == INVALID {
-                    continue;
-                }
-                for dy in -1i64..=1 {
-                    for dx in -1i64..=1 {
-                        if !c.is_neighbour([dx as i32, dy as i32, -1]) {
-                            continue;
-                        }
-                        let (qx, qy) = (x as i64 + dx, y as i64 + dy);
-                        if qx < 0 || qy < 0 || qx >= nx as i64 || qy >= ny as i64 {
-                            continue;
-                        }
-                        let q = (z0 - 1) * plane + qy as usize * nx + qx as usize;
-                        if labels[q] == INVALID {
-                            continue;
-                        }
-                        let (a, b) = (find(&mut parent, labels[v]), find(&mut parent, labels[q]));
-                        if a != b {
-                            parent.insert(a.max(b), a.min(b));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    // Roots are first voxels (smallest index), so a root is numbered before
-    // any voxel that refers to it.
-    let mut next = 0u32;
-    for v in 0..labels.len() {
-        let r = labels[v];
-        if r == INVALID {
-            labels[v] = 0;
-            continue;
-        }
-        let root = if parent.is_empty() { r } else { find(&mut parent, r) };
-        if root as usize == v {
-            next += 1;
-            labels[v] = next;
-        } else {
-            labels[v] = labels[root as usize];
-        }
-    }
-    next
-}
-
-/// Lesion statistics from the mask's runs: one label read per run.
-fn stats_from_labels(mask: &[u8], labels: &[u32], [nx, ny, nz]: [usize; 3], count: u32) -> Vec<LesionStats> {
-    let mut lesions = vec![LesionStats::new(); count as usize];
-    let runs = find_runs(mask, nx, ny * nz);
-    for row in 0..ny * nz {
-        let (y, z) = (row % ny, row / ny);
-        let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
-        for (&s, &e) in runs.start[span.clone()].iter().zip(&runs.end[span]) {
-            let l = labels[row * nx + s as usize];
-            if let Some(stats) = (l as usize).checked_sub(1).and_then(|i| lesions.get_mut(i)) {
-                stats.add_run(s as usize, e as usize, y, z);
-            }
-        }
-    }
-    lesions
 }

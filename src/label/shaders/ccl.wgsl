@@ -1,50 +1,37 @@
-// GPU connected-component labelling (union-find), numbering identical to the CPU.
+// GPU connected-component labelling: union-find over the runs of foreground.
 //
-// L[v] holds, per voxel v (storage order, i fastest):
-//   background: INVALID; foreground: a parent index, or after `assign`, a root's
-//   label with FLAG set; after `finalize`, the final label (0 = background).
-// Union links the larger root under the smaller (atomicMin), so a component's
-// root is its smallest index = its first voxel in storage order. Ranking the
-// roots in index order (tile counts + exclusive scan + in-tile scan) then gives
-// labels 1..N in exactly the CPU's order.
+// The CPU scans the mask once for runs (maximal stretches of foreground along
+// i), as its own labeller does, and uploads them: per run, start | last << 16
+// (i of its first and last voxel), and per row (j, k) the index of its first
+// run. Run ids follow storage order. One thread per row then sweeps its runs
+// against the runs of the earlier rows that can touch them — (j-1, k),
+// (j, k-1) and the diagonals (j-1, k-1), (j+1, k-1) — exactly like the CPU's
+// merge, with x tolerance 0 (faces) or 1 (edges, corners) per connectivity.
+// Union links the larger root under the smaller with atomicMin, so a
+// component's root is its first run in storage order; `resolve` writes each
+// run's root, and the CPU numbers components 1..N from that in one pass, which
+// gives byte-identical labels to the CPU backend.
 
 struct Params {
-    nx: u32,
     ny: u32,
     nz: u32,
-    n: u32,
-    // workgroups per dispatch row, for per-voxel kernels and per-tile kernels
-    wg_x_vox: u32,
-    wg_x_tile: u32,
-    // largest number of non-zero offsets of a neighbour: 1 (6-conn), 2 (18), 3 (26)
-    max_nonzero: u32,
-    num_tiles: u32,
+    nrows: u32,
+    nruns: u32,
+    // workgroups per dispatch row (grids are 2-D: at most 65535 per dimension)
+    wg_x_row: u32,
+    wg_x_run: u32,
+    // connectivity: 6, 18 or 26
+    conn: u32,
+    _pad: u32,
 }
-
-const INVALID: u32 = 0xffffffffu;
-const FLAG: u32 = 0x80000000u;
-const TILE: u32 = 2048u; // voxels per tile = 256 threads x 8 rounds
 
 @group(0) @binding(0) var<uniform> P: Params;
-// 4 mask voxels per word (the mask bytes as uploaded); non-zero byte = foreground.
-@group(0) @binding(1) var<storage, read> mask: array<u32>;
-@group(0) @binding(2) var<storage, read_write> L: array<atomic<u32>>;
-// per-tile root counts, then exclusive offsets; tiles[num_tiles] = total.
-@group(0) @binding(3) var<storage, read_write> tiles: array<u32>;
-
-var<workgroup> sh: array<u32, 256>;
-
-fn voxel_id(wid: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * P.wg_x_vox + wid.x) * 256u + lid;
-}
-
-fn tile_id(wid: vec3<u32>) -> u32 {
-    return wid.y * P.wg_x_tile + wid.x;
-}
-
-fn is_fg(v: u32) -> bool {
-    return ((mask[v >> 2u] >> ((v & 3u) * 8u)) & 0xffu) != 0u;
-}
+// Per run: start | last << 16.
+@group(0) @binding(1) var<storage, read> runs: array<u32>;
+// Per row: index of its first run; row_ptr[nrows] = nruns.
+@group(0) @binding(2) var<storage, read> row_ptr: array<u32>;
+// Union-find parent per run; after `resolve`, the root per run.
+@group(0) @binding(3) var<storage, read_write> L: array<atomic<u32>>;
 
 fn find(x0: u32) -> u32 {
     var x = x0;
@@ -53,6 +40,9 @@ fn find(x0: u32) -> u32 {
         if p == x {
             break;
         }
+        // Path halving; parents only ever decrease, so atomicMin keeps that true.
+        let gp = atomicLoad(&L[p]);
+        atomicMin(&L[x], gp);
         x = p;
     }
     return x;
@@ -84,160 +74,66 @@ fn unite(a0: u32, b0: u32) {
 
 @compute @workgroup_size(256)
 fn init(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let v = voxel_id(wid, lid);
-    if v >= P.n {
-        return;
+    let r = (wid.y * P.wg_x_run + wid.x) * 256u + lid;
+    if r < P.nruns {
+        atomicStore(&L[r], r);
     }
-    atomicStore(&L[v], select(INVALID, v, is_fg(v)));
+}
+
+// Unite the runs of row `cur` with the touching runs of row `prev`.
+fn sweep(cur: u32, prev: u32, tol: u32) {
+    var i = row_ptr[cur];
+    let ie = row_ptr[cur + 1u];
+    var j = row_ptr[prev];
+    let je = row_ptr[prev + 1u];
+    while i < ie && j < je {
+        let a = runs[i];
+        let b = runs[j];
+        let a_start = a & 0xffffu;
+        let a_last = a >> 16u;
+        let b_start = b & 0xffffu;
+        let b_last = b >> 16u;
+        if a_start <= b_last + tol && b_start <= a_last + tol {
+            unite(i, j);
+        }
+        if a_last <= b_last {
+            i++;
+        } else {
+            j++;
+        }
+    }
 }
 
 @compute @workgroup_size(256)
 fn merge(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let v = voxel_id(wid, lid);
-    if v >= P.n || !is_fg(v) {
+    let row = (wid.y * P.wg_x_row + wid.x) * 256u + lid;
+    if row >= P.nrows || row_ptr[row] == row_ptr[row + 1u] {
         return;
     }
-    let x = i32(v % P.nx);
-    let y = i32((v / P.nx) % P.ny);
-    let z = i32(v / (P.nx * P.ny));
-    // Backward neighbours only (earlier in storage order): each edge once.
-    for (var dz = -1; dz <= 0; dz++) {
-        for (var dy = -1; dy <= 1; dy++) {
-            for (var dx = -1; dx <= 1; dx++) {
-                let backward = dz < 0 || (dz == 0 && (dy < 0 || (dy == 0 && dx < 0)));
-                let nonzero = u32(dx != 0) + u32(dy != 0) + u32(dz != 0);
-                if !backward || nonzero > P.max_nonzero {
-                    continue;
-                }
-                let qx = x + dx;
-                let qy = y + dy;
-                let qz = z + dz;
-                if qx < 0 || qy < 0 || qz < 0 || qx >= i32(P.nx) || qy >= i32(P.ny) {
-                    continue;
-                }
-                let q = u32(qx) + P.nx * (u32(qy) + P.ny * u32(qz));
-                if is_fg(q) {
-                    unite(v, q);
-                }
+    let y = row % P.ny;
+    let z = row / P.ny;
+    let wide = select(0u, 1u, P.conn >= 18u); // faces-adjacent rows: diagonal contact in x
+    let corner = select(0u, 1u, P.conn == 26u); // diagonal rows: corner contact in x
+    if y > 0u {
+        sweep(row, row - 1u, wide);
+    }
+    if z > 0u {
+        sweep(row, row - P.ny, wide);
+        if P.conn >= 18u {
+            if y > 0u {
+                sweep(row, row - P.ny - 1u, corner);
+            }
+            if y + 1u < P.ny {
+                sweep(row, row - P.ny + 1u, corner);
             }
         }
     }
 }
 
 @compute @workgroup_size(256)
-fn compress(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let v = voxel_id(wid, lid);
-    if v >= P.n {
-        return;
-    }
-    if atomicLoad(&L[v]) != INVALID {
-        atomicStore(&L[v], find(v));
-    }
-}
-
-fn is_root(v: u32) -> u32 {
-    if v < P.n && atomicLoad(&L[v]) == v {
-        return 1u;
-    }
-    return 0u;
-}
-
-// Inclusive scan of sh[0..256] (Hillis-Steele); all threads must call it.
-fn scan_inclusive(lid: u32) {
-    for (var off = 1u; off < 256u; off <<= 1u) {
-        let t = select(0u, sh[max(lid, off) - off], lid >= off);
-        workgroupBarrier();
-        sh[lid] += t;
-        workgroupBarrier();
-    }
-}
-
-@compute @workgroup_size(256)
-fn count_roots(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let tile = tile_id(wid);
-    if tile >= P.num_tiles {
-        return;
-    }
-    var c = 0u;
-    for (var i = 0u; i < 8u; i++) {
-        c += is_root(tile * TILE + i * 256u + lid);
-    }
-    sh[lid] = c;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if lid < s {
-            sh[lid] += sh[lid + s];
-        }
-        workgroupBarrier();
-    }
-    if lid == 0u {
-        tiles[tile] = sh[0];
-    }
-}
-
-// One workgroup: exclusive scan of the tile counts, total in tiles[num_tiles].
-@compute @workgroup_size(256)
-fn scan_tiles(@builtin(local_invocation_index) lid: u32) {
-    let per = (P.num_tiles + 255u) / 256u;
-    let start = lid * per;
-    var s = 0u;
-    for (var i = 0u; i < per; i++) {
-        if start + i < P.num_tiles {
-            s += tiles[start + i];
-        }
-    }
-    sh[lid] = s;
-    workgroupBarrier();
-    scan_inclusive(lid);
-    var run = sh[lid] - s;
-    for (var i = 0u; i < per; i++) {
-        let t = start + i;
-        if t < P.num_tiles {
-            let c = tiles[t];
-            tiles[t] = run;
-            run += c;
-        }
-    }
-    if lid == 255u {
-        tiles[P.num_tiles] = sh[255];
-    }
-}
-
-@compute @workgroup_size(256)
-fn assign(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let tile = tile_id(wid);
-    if tile >= P.num_tiles {
-        return;
-    }
-    var run = tiles[tile];
-    for (var i = 0u; i < 8u; i++) {
-        let v = tile * TILE + i * 256u + lid;
-        let r = is_root(v);
-        sh[lid] = r;
-        workgroupBarrier();
-        scan_inclusive(lid);
-        if r == 1u {
-            atomicStore(&L[v], (run + sh[lid]) | FLAG);
-        }
-        run += sh[255];
-        workgroupBarrier();
-    }
-}
-
-@compute @workgroup_size(256)
-fn finalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let v = voxel_id(wid, lid);
-    if v >= P.n {
-        return;
-    }
-    let x = atomicLoad(&L[v]);
-    if x == INVALID {
-        atomicStore(&L[v], 0u);
-    } else if (x & FLAG) != 0u {
-        atomicStore(&L[v], x & ~FLAG);
-    } else {
-        // Only roots are read here, and a root's entry is its label with or
-        // without FLAG (it may already be finalized): mask it either way.
-        atomicStore(&L[v], atomicLoad(&L[x]) & ~FLAG);
+fn resolve(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let r = (wid.y * P.wg_x_run + wid.x) * 256u + lid;
+    if r < P.nruns {
+        atomicStore(&L[r], find(r));
     }
 }
