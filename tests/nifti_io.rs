@@ -1,0 +1,120 @@
+//! NIfTI reading: every supported data type, scaling, and the geometry written back.
+
+mod common;
+
+use common::RawNifti;
+use lesioneval::io;
+
+fn typed(datatype: i16, bitpix: i16, bytes: Vec<u8>) -> RawNifti {
+    let mut r = RawNifti::u8([4, 1, 1], bytes);
+    r.datatype = datatype;
+    r.bitpix = bitpix;
+    r
+}
+
+#[test]
+fn every_supported_dtype_reads_as_a_mask() {
+    // Values 0, 1, -3 (or 3 for unsigned), 0: foreground = non-zero.
+    let cases: Vec<(&str, RawNifti)> = vec![
+        ("uint8", typed(2, 8, vec![0, 1, 3, 0])),
+        (
+            "int8",
+            typed(256, 8, [0i8, 1, -3, 0].iter().map(|v| *v as u8).collect()),
+        ),
+        (
+            "uint16",
+            typed(512, 16, [0u16, 1, 3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ),
+        (
+            "int16",
+            typed(4, 16, [0i16, 1, -3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ),
+        (
+            "uint32",
+            typed(768, 32, [0u32, 1, 3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ),
+        (
+            "int32",
+            typed(8, 32, [0i32, 1, -3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ),
+        (
+            "uint64",
+            typed(1280, 64, [0u64, 1, 3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ),
+        (
+            "int64",
+            typed(
+                1024,
+                64,
+                [0i64, 1, -3, 0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        ),
+        (
+            "float32",
+            typed(
+                16,
+                32,
+                [0f32, 0.5, -3.0, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        ),
+        (
+            "float64",
+            typed(
+                64,
+                64,
+                [0f64, 0.5, -3.0, -0.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    for (name, raw) in cases {
+        for ext in ["nii", "nii.gz"] {
+            let p = d.path().join(format!("{name}.{ext}"));
+            raw.write(&p);
+            let m = io::read_mask(&p).unwrap_or_else(|e| panic!("{name}.{ext}: {e}"));
+            assert_eq!(m.data, vec![0, 1, 1, 0], "{name}.{ext}");
+            assert_eq!(m.geometry.shape, [4, 1, 1]);
+        }
+    }
+}
+
+#[test]
+fn scaling_is_applied_before_thresholding() {
+    let d = tempfile::tempdir().unwrap();
+    // raw 0, 1, 2, 3 with slope 0.5, inter -0.5 → -0.5, 0, 0.5, 1: voxel 1 becomes background.
+    let mut r = typed(4, 16, [0i16, 1, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect());
+    r.scl_slope = 0.5;
+    r.scl_inter = -0.5;
+    let p = d.path().join("scaled.nii");
+    r.write(&p);
+    assert_eq!(io::read_mask(&p).unwrap().data, vec![1, 0, 1, 1]);
+    assert_eq!(io::read_f32(&p).unwrap().data, vec![-0.5, 0.0, 0.5, 1.0]);
+    // slope 0 means "no scaling" (NIfTI-1).
+    r.scl_slope = 0.0;
+    r.write(&p);
+    assert_eq!(io::read_mask(&p).unwrap().data, vec![0, 1, 1, 1]);
+}
+
+#[test]
+fn labels_keep_the_input_geometry() {
+    // The SCT mask has a real qform/sform (0.8 mm, oblique origin).
+    let src = common::fixtures().join("sct/t2_fake_lesion_lesion_seg.nii.gz");
+    let m = io::read_mask(&src).unwrap();
+    let c = lesioneval::label::label(&m.data, m.geometry.shape, lesioneval::label::Connectivity::TwentySix);
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("labels.nii.gz");
+    io::write_labels(&out, &c.labels, c.count(), &m.header, &m.geometry).unwrap();
+    let back = io::read_labels(&out).unwrap();
+    assert_eq!(back.geometry, m.geometry);
+    assert_eq!(back.data, c.labels);
+    // World centroid goes through the affine.
+    let l = &c.lesions[0];
+    let w = l.centroid_mm(&m.geometry);
+    let v = l.centroid();
+    let a = &m.geometry.affine;
+    for r in 0..3 {
+        let expect = a[r][0] * v[0] + a[r][1] * v[1] + a[r][2] * v[2] + a[r][3];
+        assert!((w[r] - expect).abs() < 1e-9);
+    }
+    assert!((l.volume_mm3(&m.geometry) - l.voxels as f64 * m.geometry.voxel_volume()).abs() < 1e-9);
+}
