@@ -110,7 +110,7 @@ fn dtype_name(code: i16) -> &'static str {
 /// silently calling them foreground or background would change lesion counts.
 pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
     let raw = read_raw(path)?;
-    let data = decode(&raw, path, |v| Ok(u8::from(v != 0.0)), |v| u8::from(v != 0))?;
+    let data = decode(&raw, path, |v| Ok(u8::from(v != 0.0)), |v| Ok(u8::from(v != 0)))?;
     Ok(Volume {
         data,
         geometry: raw.geometry,
@@ -121,25 +121,18 @@ pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
 /// Reads a label map: every voxel must hold a whole number in 0..=u32::MAX.
 pub fn read_labels(path: &Path) -> Result<Volume<u32>> {
     let raw = read_raw(path)?;
-    let ok = |v: f64| v >= 0.0 && v <= u32::MAX as f64 && v.fract() == 0.0;
     let data = decode(
         &raw,
         path,
-        |v| if ok(v) { Ok(v as u32) } else { Err(()) },
-        |v| u32::try_from(v).unwrap_or(u32::MAX),
+        |v| {
+            if v >= 0.0 && v <= u32::MAX as f64 && v.fract() == 0.0 {
+                Ok(v as u32)
+            } else {
+                Err(())
+            }
+        },
+        |v| u32::try_from(v).map_err(|_| ()),
     )?;
-    if matches!(raw.dtype, DType::I8 | DType::I16 | DType::I32 | DType::I64 | DType::U64) && raw.scale.is_none() {
-        // Integer types wider or signed: reject values outside 0..=u32::MAX - 1 explicitly.
-        let bad = decode_any(&raw, |v| v)
-            .into_iter()
-            .position(|v| !ok(v) || v >= u32::MAX as f64);
-        if let Some(idx) = bad {
-            return Err(Error::input(
-                path,
-                format!("label value out of range at voxel index {idx}"),
-            ));
-        }
-    }
     Ok(Volume {
         data,
         geometry: raw.geometry,
@@ -405,23 +398,21 @@ fn sniff_header_size(path: &Path) -> Option<i32> {
     Some(i32::from_le_bytes(buf))
 }
 
-macro_rules! for_each_value {
+/// Iterator over the voxel values of `$raw` read as `$t` (file byte order), mapped by `$f`.
+macro_rules! values {
     ($raw:expr, $t:ty, $f:expr) => {{
         const S: usize = std::mem::size_of::<$t>();
         let n = $raw.geometry.len();
         let be = $raw.big_endian;
-        $raw.bytes[..n * S]
-            .chunks_exact(S)
-            .map(|c| {
-                let a: [u8; S] = c.try_into().expect("chunk size");
-                let v = if be {
-                    <$t>::from_be_bytes(a)
-                } else {
-                    <$t>::from_le_bytes(a)
-                };
-                $f(v)
-            })
-            .collect::<Vec<_>>()
+        $raw.bytes[..n * S].chunks_exact(S).map(move |c| {
+            let a: [u8; S] = c.try_into().expect("chunk size");
+            let v = if be {
+                <$t>::from_be_bytes(a)
+            } else {
+                <$t>::from_le_bytes(a)
+            };
+            $f(v)
+        })
     }};
 }
 
@@ -431,43 +422,45 @@ fn decode<T>(
     raw: &Raw,
     path: &Path,
     on_float: impl Fn(f64) -> Result<T, ()>,
-    on_int: impl Fn(i128) -> T,
+    on_int: impl Fn(i128) -> Result<T, ()>,
 ) -> Result<Vec<T>> {
+    let at = |idx: usize| {
+        let [nx, ny, _] = raw.geometry.shape;
+        format!("voxel ({}, {}, {})", idx % nx, (idx / nx) % ny, idx / (nx * ny))
+    };
     if raw.dtype.is_float() || raw.scale.is_some() {
         // decode_any applies scl_slope/scl_inter.
         let vals: Vec<f64> = decode_any(raw, |v| v);
         let mut out = Vec::with_capacity(vals.len());
         for (idx, v) in vals.into_iter().enumerate() {
             if !v.is_finite() {
-                let [nx, ny, _] = raw.geometry.shape;
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "non-finite value {v} at voxel ({}, {}, {}); a mask must hold finite numbers",
-                        idx % nx,
-                        (idx / nx) % ny,
-                        idx / (nx * ny)
-                    ),
-                ));
+                let msg = format!("non-finite value {v} at {}; a mask must hold finite numbers", at(idx));
+                return Err(Error::input(path, msg));
             }
-            out.push(on_float(v).map_err(|()| Error::input(path, format!("invalid value {v}")))?);
+            out.push(on_float(v).map_err(|()| Error::input(path, format!("invalid value {v} at {}", at(idx))))?);
         }
         return Ok(out);
     }
-    Ok(match raw.dtype {
+    // Collecting an iterator of Results into Result<Vec> allocates only the output.
+    let check = |(idx, v): (usize, i128)| {
+        on_int(v).map_err(|()| Error::input(path, format!("invalid value {v} at {}", at(idx))))
+    };
+    match raw.dtype {
         DType::U8 => raw.bytes[..raw.geometry.len()]
             .iter()
-            .map(|&b| on_int(b as i128))
+            .map(|&b| b as i128)
+            .enumerate()
+            .map(check)
             .collect(),
-        DType::I8 => for_each_value!(raw, i8, |v: i8| on_int(v as i128)),
-        DType::U16 => for_each_value!(raw, u16, |v: u16| on_int(v as i128)),
-        DType::I16 => for_each_value!(raw, i16, |v: i16| on_int(v as i128)),
-        DType::U32 => for_each_value!(raw, u32, |v: u32| on_int(v as i128)),
-        DType::I32 => for_each_value!(raw, i32, |v: i32| on_int(v as i128)),
-        DType::U64 => for_each_value!(raw, u64, |v: u64| on_int(v as i128)),
-        DType::I64 => for_each_value!(raw, i64, |v: i64| on_int(v as i128)),
-        DType::F32 | DType::F64 => unreachable!("floats handled above"),
-    })
+        DType::I8 => values!(raw, i8, i128::from).enumerate().map(check).collect(),
+        DType::U16 => values!(raw, u16, i128::from).enumerate().map(check).collect(),
+        DType::I16 => values!(raw, i16, i128::from).enumerate().map(check).collect(),
+        DType::U32 => values!(raw, u32, i128::from).enumerate().map(check).collect(),
+        DType::I32 => values!(raw, i32, i128::from).enumerate().map(check).collect(),
+        DType::U64 => values!(raw, u64, i128::from).enumerate().map(check).collect(),
+        DType::I64 => values!(raw, i64, i128::from).enumerate().map(check).collect(),
+        DType::F32 | DType::F64 => unreachable!("floats are decoded above"),
+    }
 }
 
 /// Decodes every value as f64 (with scaling) and maps it.
@@ -478,14 +471,14 @@ fn decode_any<T>(raw: &Raw, f: impl Fn(f64) -> T) -> Vec<T> {
     };
     match raw.dtype {
         DType::U8 => raw.bytes[..raw.geometry.len()].iter().map(|&b| g(b as f64)).collect(),
-        DType::I8 => for_each_value!(raw, i8, |v: i8| g(v as f64)),
-        DType::U16 => for_each_value!(raw, u16, |v: u16| g(v as f64)),
-        DType::I16 => for_each_value!(raw, i16, |v: i16| g(v as f64)),
-        DType::U32 => for_each_value!(raw, u32, |v: u32| g(v as f64)),
-        DType::I32 => for_each_value!(raw, i32, |v: i32| g(v as f64)),
-        DType::U64 => for_each_value!(raw, u64, |v: u64| g(v as f64)),
-        DType::I64 => for_each_value!(raw, i64, |v: i64| g(v as f64)),
-        DType::F32 => for_each_value!(raw, f32, |v: f32| g(v as f64)),
-        DType::F64 => for_each_value!(raw, f64, g),
+        DType::I8 => values!(raw, i8, |v: i8| g(v as f64)).collect(),
+        DType::U16 => values!(raw, u16, |v: u16| g(v as f64)).collect(),
+        DType::I16 => values!(raw, i16, |v: i16| g(v as f64)).collect(),
+        DType::U32 => values!(raw, u32, |v: u32| g(v as f64)).collect(),
+        DType::I32 => values!(raw, i32, |v: i32| g(v as f64)).collect(),
+        DType::U64 => values!(raw, u64, |v: u64| g(v as f64)).collect(),
+        DType::I64 => values!(raw, i64, |v: i64| g(v as f64)).collect(),
+        DType::F32 => values!(raw, f32, |v: f32| g(v as f64)).collect(),
+        DType::F64 => values!(raw, f64, g).collect(),
     }
 }

@@ -262,29 +262,33 @@ fn cases_csv(models: &[ModelResult], with_model: bool) -> String {
     csv_string(&header, rows)
 }
 
+/// Where a lesion is: centroid (voxel, then world mm) and inclusive bounding box.
+const POSITION_COLUMNS: [&str; 12] = [
+    "centroid_i",
+    "centroid_j",
+    "centroid_k",
+    "centroid_x_mm",
+    "centroid_y_mm",
+    "centroid_z_mm",
+    "bbox_i0",
+    "bbox_j0",
+    "bbox_k0",
+    "bbox_i1",
+    "bbox_j1",
+    "bbox_k1",
+];
+
+/// The cells of [`POSITION_COLUMNS`].
+fn position_cells(vox: [f64; 3], mm: [f64; 3], bbox_min: [usize; 3], bbox_max: [usize; 3]) -> Vec<String> {
+    let mut cells: Vec<String> = vox.iter().chain(&mm).map(|v| v.to_string()).collect();
+    cells.extend(bbox_min.iter().chain(&bbox_max).map(|v| v.to_string()));
+    cells
+}
+
 fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
-    let mut header = vec![
-        "case",
-        "side",
-        "id",
-        "voxels",
-        "volume_mm3",
-        "centroid_i",
-        "centroid_j",
-        "centroid_k",
-        "centroid_x_mm",
-        "centroid_y_mm",
-        "centroid_z_mm",
-        "bbox_i0",
-        "bbox_j0",
-        "bbox_k0",
-        "bbox_i1",
-        "bbox_j1",
-        "bbox_k1",
-        "status",
-        "matched",
-        "best_iou",
-    ];
+    let mut header = vec!["case", "side", "id", "voxels", "volume_mm3"];
+    header.extend(POSITION_COLUMNS);
+    header.extend(["status", "matched", "best_iou"]);
     if with_model {
         header.insert(0, "model");
     }
@@ -298,9 +302,7 @@ fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
                     l.voxels.to_string(),
                 ];
                 row.push(l.volume_mm3.to_string());
-                row.extend(l.centroid_vox.iter().map(|v| v.to_string()));
-                row.extend(l.centroid_mm.iter().map(|v| v.to_string()));
-                row.extend(l.bbox_min.iter().chain(&l.bbox_max).map(|v| v.to_string()));
+                row.extend(position_cells(l.centroid_vox, l.centroid_mm, l.bbox_min, l.bbox_max));
                 row.push(format!("{:?}", l.status));
                 row.push(l.matched.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(";"));
                 row.push(l.best_iou.to_string());
@@ -386,28 +388,11 @@ pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv:
 
 /// The `label --stats` table: one row per lesion of one labelled volume.
 pub fn lesion_stats_csv(lesions: &[crate::label::LesionStats], g: &crate::io::Geometry) -> String {
-    let header = [
-        "id",
-        "voxels",
-        "volume_mm3",
-        "centroid_i",
-        "centroid_j",
-        "centroid_k",
-        "centroid_x_mm",
-        "centroid_y_mm",
-        "centroid_z_mm",
-        "bbox_i0",
-        "bbox_j0",
-        "bbox_k0",
-        "bbox_i1",
-        "bbox_j1",
-        "bbox_k1",
-    ];
+    let mut header = vec!["id", "voxels", "volume_mm3"];
+    header.extend(POSITION_COLUMNS);
     let rows = lesions.iter().enumerate().map(|(i, l)| {
         let mut row = vec![(i + 1).to_string(), l.voxels.to_string(), l.volume_mm3(g).to_string()];
-        row.extend(l.centroid().iter().map(|v| v.to_string()));
-        row.extend(l.centroid_mm(g).iter().map(|v| v.to_string()));
-        row.extend(l.bbox_min.iter().chain(&l.bbox_max).map(|v| v.to_string()));
+        row.extend(position_cells(l.centroid(), l.centroid_mm(g), l.bbox_min, l.bbox_max));
         row
     });
     csv_string(&header, rows)
