@@ -1,0 +1,263 @@
+//! Lesion-level detection metrics from scored candidates, as picai_eval 1.4.13
+//! computes them: per-case lesion lists, FROC, precision-recall with AP,
+//! case-level AUROC and the ranking score (AUROC + AP) / 2.
+//!
+//! Exactness notes (fixtures/froc/README.md cites the source of each):
+//! - FROC thresholds are the distinct confidences (0 included when a lesion is
+//!   missed), descending, unresampled; TP/FP counts and the rates TP/#lesions
+//!   and FP/#cases are float32, and the lowest threshold's point is always
+//!   replaced by (TP of the previous point, ∞ FP).
+//! - AP is the uninterpolated step sum Σ (Rₖ − Rₖ₋₁)·Pₖ over distinct
+//!   thresholds, with precision 0 at threshold 0 (missed lesions never add).
+//! - A case's score is the maximum of its *detection map* (0 without
+//!   candidates); AUROC is the Mann–Whitney statistic, ties counting ½.
+
+use super::Candidate;
+use crate::label::{self, Components, Connectivity, LesionStats};
+use crate::matching::{self, Assignment, Criterion, OverlapTable};
+
+/// One entry of a case's lesion list: a GT lesion (detected with the
+/// candidate's confidence, or missed with 0) or a false-positive candidate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LesionScore {
+    pub is_lesion: bool,
+    pub confidence: f64,
+    /// IoU of the matched pair (0 for misses and false positives).
+    pub overlap: f64,
+}
+
+/// What one case contributes to the curves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaseDetections {
+    pub lesions: Vec<LesionScore>,
+    /// The case has at least one GT lesion.
+    pub target: bool,
+    /// The case's score: the highest candidate confidence, 0 without candidates.
+    pub score: f64,
+}
+
+/// Matches candidates to the 26-connected GT lesions of `gt` (IoU ≥ 0.1,
+/// one-to-one Hungarian on IoU + 1). With `allow_unmatched_overlap` (picai's
+/// default), candidates that reach IoU 0.1 with some lesion but lose the
+/// assignment are neither TP nor FP.
+pub fn case_detections(
+    gt: &[u8],
+    shape: [usize; 3],
+    candidates: &[Candidate],
+    allow_unmatched_overlap: bool,
+) -> CaseDetections {
+    let gt_comps = label::label(gt, shape, Connectivity::TwentySix);
+    let mut labels = vec![0u32; gt.len()];
+    let mut lesions = Vec::with_capacity(candidates.len());
+    for (k, c) in candidates.iter().enumerate() {
+        for &v in &c.voxels {
+            labels[v as usize] = k as u32 + 1;
+        }
+        let mut stats = LesionStats::new();
+        stats.voxels = c.voxels.len() as u64;
+        lesions.push(stats);
+    }
+    let cand_comps = Components { shape, labels, lesions };
+    let table = OverlapTable::build(&gt_comps, &cand_comps);
+    let m = matching::match_lesions(&table, &Criterion::default(), Assignment::OneToOne);
+    let conf = |p: u32| candidates[p as usize - 1].confidence as f64;
+    let mut out = Vec::new();
+    for &(g, p, _) in &m.matches {
+        let inter = table
+            .pairs
+            .iter()
+            .find(|&&(a, b, _)| (a, b) == (g, p))
+            .map_or(0, |&(_, _, i)| i);
+        let union = table.gt_size(g) + table.pred_size(p) - inter;
+        // picai's overlap value, with its epsilon and +1 − 1 round trip.
+        let iou = ((inter as f64 + 1e-8) / (union as f64 + 1e-8) + 1.0) - 1.0;
+        out.push(LesionScore {
+            is_lesion: true,
+            confidence: conf(p),
+            overlap: iou,
+        });
+    }
+    for matched in &m.gt_matched {
+        if matched.is_empty() {
+            out.push(LesionScore {
+                is_lesion: true,
+                confidence: 0.0,
+                overlap: 0.0,
+            });
+        }
+    }
+    for (p, matched) in m.pred_matched.iter().enumerate() {
+        let qualified_somewhere = m.pred_best_iou[p] >= Criterion::default().threshold;
+        if matched.is_empty() && !(allow_unmatched_overlap && qualified_somewhere) {
+            out.push(LesionScore {
+                is_lesion: false,
+                confidence: conf(p as u32 + 1),
+                overlap: 0.0,
+            });
+        }
+    }
+    CaseDetections {
+        lesions: out,
+        target: gt_comps.count() > 0,
+        score: candidates.iter().map(|c| c.confidence as f64).fold(0.0, f64::max),
+    }
+}
+
+/// Lesion- and case-level detection metrics over all cases.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectionMetrics {
+    pub num_cases: usize,
+    pub num_lesions: usize,
+    /// FROC operating points, from the highest threshold down.
+    pub thresholds: Vec<f64>,
+    pub lesion_tp: Vec<f64>,
+    pub lesion_fp: Vec<f64>,
+    /// Sensitivity (NaN without GT lesions).
+    pub lesion_tpr: Vec<f64>,
+    /// Mean false positives per case.
+    pub lesion_fpr: Vec<f64>,
+    pub ap: f64,
+    /// Case-level AUROC (NaN when all cases are positive or all negative).
+    pub auroc: f64,
+    /// picai ranking score (AUROC + AP) / 2.
+    pub score: f64,
+}
+
+/// False positives per case at which CPM averages the sensitivity.
+pub const CPM_FP_RATES: [f64; 7] = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
+
+impl DetectionMetrics {
+    /// Sensitivity at `fp_per_case` (step function: the last point with FPR ≤ x; 0 if none).
+    pub fn sensitivity_at(&self, fp_per_case: f64) -> f64 {
+        let min = self.lesion_fpr.iter().copied().fold(f64::INFINITY, f64::min);
+        if min > fp_per_case {
+            return 0.0;
+        }
+        self.lesion_fpr
+            .iter()
+            .rposition(|&f| f <= fp_per_case)
+            .map_or(0.0, |i| self.lesion_tpr[i])
+    }
+
+    /// Competition performance metric: mean sensitivity at 1/8 … 8 FP per case.
+    pub fn cpm(&self) -> f64 {
+        CPM_FP_RATES.iter().map(|&x| self.sensitivity_at(x)).sum::<f64>() / CPM_FP_RATES.len() as f64
+    }
+}
+
+/// Computes FROC, AP, AUROC and the ranking score from per-case detections.
+pub fn detection_metrics(cases: &[CaseDetections]) -> DetectionMetrics {
+    let entries: Vec<LesionScore> = cases.iter().flat_map(|c| c.lesions.iter().copied()).collect();
+    let num_lesions = entries.iter().filter(|e| e.is_lesion).count();
+    let num_cases = cases.len();
+    let (thresholds, cum_tp, cum_fp) = cumulative_counts(&entries);
+
+    let (tp, fp, f32_rates): (Vec<f64>, Vec<f64>, bool) = if thresholds.len() >= 2 {
+        // picai keeps these counts in float32 arrays.
+        let mut tp: Vec<f64> = cum_tp.iter().map(|&c| c as f32 as f64).collect();
+        let mut fp: Vec<f64> = cum_fp.iter().map(|&c| c as f32 as f64).collect();
+        let n = tp.len();
+        tp[n - 1] = tp[n - 2];
+        fp[n - 1] = f64::INFINITY;
+        (tp, fp, true)
+    } else {
+        (vec![0.0, 0.0], vec![0.0, f64::INFINITY], false)
+    };
+    let rate = |x: f64, d: usize| {
+        if f32_rates {
+            (x as f32 / d as f32) as f64
+        } else {
+            x / d as f64
+        }
+    };
+    let lesion_tpr = tp
+        .iter()
+        .map(|&x| {
+            if num_lesions == 0 {
+                f64::NAN
+            } else {
+                rate(x, num_lesions)
+            }
+        })
+        .collect();
+    let lesion_fpr = fp.iter().map(|&x| rate(x, num_cases)).collect();
+
+    let ap = average_precision(&thresholds, &cum_tp, &cum_fp, num_lesions);
+    let auroc = mann_whitney_auc(cases);
+    DetectionMetrics {
+        num_cases,
+        num_lesions,
+        thresholds,
+        lesion_tp: tp,
+        lesion_fp: fp,
+        lesion_tpr,
+        lesion_fpr,
+        ap,
+        auroc,
+        score: (auroc + ap) / 2.0,
+    }
+}
+
+/// Distinct confidences (descending) with the number of lesion and non-lesion
+/// entries at or above each: one sort, one sweep.
+fn cumulative_counts(entries: &[LesionScore]) -> (Vec<f64>, Vec<u64>, Vec<u64>) {
+    let mut sorted: Vec<&LesionScore> = entries.iter().collect();
+    sorted.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let (mut thresholds, mut cum_tp, mut cum_fp) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut tp, mut fp) = (0u64, 0u64);
+    for (i, e) in sorted.iter().enumerate() {
+        if e.is_lesion {
+            tp += 1;
+        } else {
+            fp += 1;
+        }
+        // Close a threshold after the last entry with this confidence.
+        if sorted.get(i + 1).is_none_or(|n| n.confidence != e.confidence) {
+            thresholds.push(e.confidence);
+            cum_tp.push(tp);
+            cum_fp.push(fp);
+        }
+    }
+    (thresholds, cum_tp, cum_fp)
+}
+
+/// Σ (Rₖ − Rₖ₋₁)·Pₖ over distinct thresholds (descending), precision 0 at threshold 0.
+fn average_precision(thresholds: &[f64], cum_tp: &[u64], cum_fp: &[u64], num_lesions: usize) -> f64 {
+    let mut ap = 0.0;
+    let mut prev_recall = 0.0;
+    for ((&t, &tps), &fps) in thresholds.iter().zip(cum_tp).zip(cum_fp) {
+        let recall = if num_lesions == 0 {
+            1.0
+        } else {
+            tps as f64 / num_lesions as f64
+        };
+        let precision = if t == 0.0 { 0.0 } else { tps as f64 / (tps + fps) as f64 };
+        ap += (recall - prev_recall) * precision;
+        prev_recall = recall;
+    }
+    ap
+}
+
+/// P(score of a positive case > score of a negative case), ties counting ½,
+/// from average ranks (one sort).
+fn mann_whitney_auc(cases: &[CaseDetections]) -> f64 {
+    let npos = cases.iter().filter(|c| c.target).count();
+    let nneg = cases.len() - npos;
+    if npos == 0 || nneg == 0 {
+        return f64::NAN;
+    }
+    let mut scored: Vec<(f64, bool)> = cases.iter().map(|c| (c.score, c.target)).collect();
+    scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank_sum_pos = 0.0;
+    let mut i = 0;
+    while i < scored.len() {
+        let j = (i..scored.len())
+            .find(|&j| scored[j].0 != scored[i].0)
+            .unwrap_or(scored.len());
+        let avg_rank = (i + 1 + j) as f64 / 2.0; // ranks i+1 ..= j share their mean
+        rank_sum_pos += avg_rank * scored[i..j].iter().filter(|s| s.1).count() as f64;
+        i = j;
+    }
+    let u = rank_sum_pos - (npos * (npos + 1)) as f64 / 2.0;
+    u / (npos * nneg) as f64
+}
