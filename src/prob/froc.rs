@@ -261,3 +261,149 @@ fn mann_whitney_auc(cases: &[CaseDetections]) -> f64 {
     let u = rank_sum_pos - (npos * (npos + 1)) as f64 / 2.0;
     u / (npos * nneg) as f64
 }
+
+/// Percentile confidence intervals from resampling cases with replacement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootstrapCi {
+    pub resamples: usize,
+    pub seed: u64,
+    /// Central coverage, e.g. 0.95.
+    pub level: f64,
+    /// (low, high) for AP, AUROC, ranking score and CPM; NaN when no resample defined the value.
+    pub ap: (f64, f64),
+    pub auroc: (f64, f64),
+    pub score: (f64, f64),
+    pub cpm: (f64, f64),
+}
+
+/// SplitMix64: a tiny, well-known generator; fixed here so a seed gives the
+/// same intervals on every platform and release.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in 0..n (Lemire's multiply-shift; the bias is below 2⁻³² for realistic n).
+    fn below(&mut self, n: usize) -> usize {
+        ((self.next() >> 32) * n as u64 >> 32) as usize
+    }
+}
+
+/// Bootstraps AP, AUROC, score and CPM over cases: `resamples` draws of as many
+/// cases with replacement, percentile interval at `level` (linear
+/// interpolation between order statistics, as numpy's default percentile).
+pub fn bootstrap(cases: &[CaseDetections], resamples: usize, seed: u64, level: f64) -> BootstrapCi {
+    let mut rng = SplitMix64(seed);
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    let mut draw = Vec::with_capacity(cases.len());
+    for _ in 0..resamples {
+        draw.clear();
+        draw.extend((0..cases.len()).map(|_| cases[rng.below(cases.len())].clone()));
+        let m = detection_metrics(&draw);
+        for (s, v) in samples.iter_mut().zip([m.ap, m.auroc, m.score, m.cpm()]) {
+            if !v.is_nan() {
+                s.push(v);
+            }
+        }
+    }
+    let [ap, auroc, score, cpm] = samples.map(|mut s| percentile_interval(&mut s, level));
+    BootstrapCi {
+        resamples,
+        seed,
+        level,
+        ap,
+        auroc,
+        score,
+        cpm,
+    }
+}
+
+fn percentile_interval(v: &mut [f64], level: f64) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        let pos = p * (v.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    };
+    let tail = (1.0 - level) / 2.0;
+    (q(tail), q(1.0 - tail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(is_lesion: bool, confidence: f64) -> LesionScore {
+        LesionScore {
+            is_lesion,
+            confidence,
+            overlap: 0.0,
+        }
+    }
+
+    /// Case A: two GT lesions, one found at 0.9, one missed, one FP at 0.6.
+    /// Case B: no lesion, one FP at 0.8.
+    fn example() -> Vec<CaseDetections> {
+        vec![
+            CaseDetections {
+                lesions: vec![entry(true, 0.9), entry(true, 0.0), entry(false, 0.6)],
+                target: true,
+                score: 0.9,
+            },
+            CaseDetections {
+                lesions: vec![entry(false, 0.8)],
+                target: false,
+                score: 0.8,
+            },
+        ]
+    }
+
+    #[test]
+    fn froc_points_and_cpm_by_hand() {
+        let m = detection_metrics(&example());
+        // Thresholds 0.9, 0.8, 0.6, 0: TP 1, 1, 1, (2 → replaced by 1); FP 0, 1, 2, (∞).
+        assert_eq!(m.thresholds, vec![0.9, 0.8, 0.6, 0.0]);
+        assert_eq!(m.lesion_tp, vec![1.0, 1.0, 1.0, 1.0]);
+        assert_eq!(m.lesion_fp, vec![0.0, 1.0, 2.0, f64::INFINITY]);
+        assert_eq!(m.lesion_tpr, vec![0.5; 4]);
+        assert_eq!(m.lesion_fpr, vec![0.0, 0.5, 1.0, f64::INFINITY]);
+        assert_eq!(m.sensitivity_at(0.125), 0.5);
+        assert_eq!(m.cpm(), 0.5);
+        // AP: recall reaches 0.5 at precision 1 and never grows; the miss adds nothing.
+        assert_eq!(m.ap, 0.5);
+        // The lesion case outranks the empty one.
+        assert_eq!(m.auroc, 1.0);
+        assert_eq!(m.score, 0.75);
+    }
+
+    #[test]
+    fn sensitivity_is_zero_below_the_first_operating_point() {
+        let mut cases = example();
+        cases[0].lesions[0].confidence = 0.5; // now the FPs come first
+        let m = detection_metrics(&cases);
+        assert_eq!(m.lesion_fpr[0], 0.5);
+        assert_eq!(m.sensitivity_at(0.25), 0.0);
+    }
+
+    #[test]
+    fn bootstrap_is_reproducible_with_a_seed() {
+        let mut cases = example();
+        cases.extend(example());
+        cases[2].lesions[0].confidence = 0.7;
+        cases[2].score = 0.7;
+        let a = bootstrap(&cases, 200, 7, 0.95);
+        let b = bootstrap(&cases, 200, 7, 0.95);
+        assert_eq!(a, b);
+        assert!(a.ap.0 <= a.ap.1 && a.auroc.0 <= a.auroc.1);
+        assert_ne!(bootstrap(&cases, 200, 8, 0.95), a, "another seed draws other resamples");
+    }
+}
