@@ -6,7 +6,7 @@ mod common;
 
 use common::{Backend, assert_same_as_reference, fixtures, random_mask};
 use lesioneval::io;
-use lesioneval::label::{Components, Connectivity, label_cpu, label_gpu};
+use lesioneval::label::{Components, Connectivity, label_cpu, label_cpu_slabs, label_gpu};
 use proptest::prelude::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -15,10 +15,26 @@ fn gpu(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Components {
     label_gpu(mask, shape, c).unwrap_or_else(|e| panic!("GPU labelling failed on {shape:?} c{c}: {e}"))
 }
 
+/// The CPU labeller cut into three z-slabs even on tiny volumes (clamped to
+/// one per plane), so every case also tests slab stitching and the merging of
+/// statistics of components that cross slabs.
+fn cpu_slabs(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Components {
+    label_cpu_slabs(mask, shape, c, 3)
+}
+
+/// One slab per plane: every plane boundary is a stitch.
+fn cpu_plane_slabs(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Components {
+    label_cpu_slabs(mask, shape, c, usize::MAX)
+}
+
 /// Every backend the suite runs against: the GPU joins when an adapter exists
 /// (CI installs lavapipe and sets LESIONEVAL_REQUIRE_GPU=1, making its absence a failure).
 fn backends() -> Vec<(&'static str, Backend)> {
-    let mut b: Vec<(&'static str, Backend)> = vec![("cpu", label_cpu)];
+    let mut b: Vec<(&'static str, Backend)> = vec![
+        ("cpu", label_cpu),
+        ("cpu_slabs", cpu_slabs),
+        ("cpu_plane_slabs", cpu_plane_slabs),
+    ];
     if common::gpu_available() {
         b.push(("gpu", gpu));
     }

@@ -1,69 +1,146 @@
-//! Run-based two-pass connected-component labelling on the CPU.
+//! Run-based two-pass connected-component labelling on the CPU, split into
+//! z-slabs that rayon labels in parallel.
 //!
 //! Why hand-written: no crate labels 3-D volumes with a guaranteed numbering
 //! and the run-level statistics we need, and the voxel-level union-find of
 //! general-purpose crates is several times slower on lesion masks.
 //!
 //! The algorithm:
-//! 1. **Runs.** Each row (fixed j, k; i varies) is scanned for maximal runs of
-//!    foreground, eight bytes at a time over empty stretches. Runs get ids in
-//!    raster order (row by row in storage order, left to right in a row).
-//! 2. **Union.** A run can only touch runs of earlier rows through the rows
+//! 1. **Slabs.** The volume is cut into contiguous z-slabs (one for small
+//!    volumes or one thread, a few per thread otherwise). Every later step
+//!    except the stitch runs on slabs in parallel; nothing depends on how the
+//!    volume was cut, so labels are identical for any slab or thread count.
+//! 2. **Runs.** Each row (fixed j, k; i varies) is turned into maximal runs of
+//!    foreground. Rows that are all zero are rejected by one vectorised OR;
+//!    other rows are read 64 bytes at a time into a bit mask `m` (bit i = voxel
+//!    i is foreground). `m ^ (m << 1 | carry)` has a bit wherever foreground
+//!    starts or stops: the bits also set in `m` are run starts, the others run
+//!    ends, so both lists are read off with `trailing_zeros` without a branch
+//!    per voxel (noisy masks have runs of one or two voxels).
+//!    Runs get ids in raster order (row by row in storage order, left to right
+//!    in a row); a slab's ids are offset by the run counts of the slabs before
+//!    it (a prefix sum), so the ids are the same as for one big slab.
+//! 3. **Union.** A run can only touch runs of earlier rows through the rows
 //!    above (j−1, k), behind (j, k−1), and the two diagonals (j∓1, k−1). For
 //!    each such row a two-pointer sweep finds overlapping runs:
 //!    - 6-conn: (j−1,k) and (j,k−1) with exact i overlap;
 //!    - 18-conn: those two with ±1 overlap (edge neighbours), plus (j±1,k−1)
 //!      with exact overlap;
 //!    - 26-conn: all four rows with ±1 overlap.
-//!      Runs in the same row never touch (they are maximal). Union-find links the
-//!      root with the larger id under the smaller, so a component's root is its
-//!      first run in raster order — whose first voxel is the component's first
-//!      voxel in storage order. That is the numbering contract.
-//! 3. **Flatten.** Because every parent id is smaller than its child, one
-//!    forward pass turns parents into consecutive labels 1..=N.
-//! 4. **Write.** The output starts zeroed (lazily, by the allocator) and only
-//!    foreground runs are filled. Lesion statistics are added per run here.
+//!
+//!    Runs in the same row never touch (they are maximal). Union-find links the
+//!    root with the larger id under the smaller, so a component's root is its
+//!    first run in raster order — whose first voxel is the component's first
+//!    voxel in storage order. That is the numbering contract. Each slab unions
+//!    its own runs (rows behind its first plane are another slab's), then
+//!    points every run straight at its slab-local root: parents are smaller
+//!    than children, so one forward pass does it.
+//! 4. **Stitch.** Serially, the first plane of every slab is unioned with the
+//!    last plane of the slab before (same rule, same min-id linking). Only one
+//!    plane pair per slab boundary is visited, so this is cheap.
+//! 5. **Number.** A run whose parent is itself is a root. Roots are counted per
+//!    slab; a prefix sum gives each slab its first label, and each slab then
+//!    numbers its roots in raster order, storing the label with the top bit set
+//!    in place of the parent (ids and labels are below 2³¹: a run holds at least
+//!    one voxel and the next is background, and volumes have fewer than 2³²).
+//! 6. **Write.** Each slab resolves its runs' labels by following parents until
+//!    a marked entry (read-only now, so slabs share the array) and fills its own
+//!    disjoint part of the output. The output starts zeroed (lazily, by the
+//!    allocator), so only foreground runs are written and pages without lesions
+//!    are never touched. Lesion statistics are added per run in the same pass:
+//!    a slab owns the statistics of the labels it numbered and keeps a small
+//!    side table for components that started in an earlier slab, merged at the end.
 
 use super::{Components, Connectivity, LesionStats};
+use rayon::prelude::*;
+use std::collections::HashMap;
 
-/// Foreground runs of all rows: row r's runs are `start[row_ptr[r]..row_ptr[r+1]]`.
+/// Foreground runs of a range of rows: row r's runs are `start[row_ptr[r]..row_ptr[r+1]]`.
 pub(super) struct Runs {
     pub(super) start: Vec<u32>,
     pub(super) end: Vec<u32>,
     pub(super) row_ptr: Vec<u32>,
 }
 
-const ZERO8: u64 = 0;
+/// Volumes below this many voxels are labelled as one slab: splitting them
+/// costs more in rayon overhead than a second core saves.
+const PARALLEL_MIN_VOXELS: usize = 1 << 20;
+
+/// Slabs per thread, so that a slab that happens to hold most of the lesions
+/// does not leave the other threads idle.
+const SLABS_PER_THREAD: usize = 4;
 
 pub(super) fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
     let mut start = Vec::new();
     let mut end = Vec::new();
     let mut row_ptr = Vec::with_capacity(rows + 1);
     row_ptr.push(0u32);
-    for row in 0..rows {
-        let line = &mask[row * nx..(row + 1) * nx];
-        let mut x = 0;
-        while x < nx {
-            // Skip background eight bytes at a time.
-            while x + 8 <= nx && u64::from_ne_bytes(line[x..x + 8].try_into().unwrap_or_default()) == ZERO8 {
-                x += 8;
-            }
-            while x < nx && line[x] == 0 {
-                x += 1;
-            }
-            if x == nx {
-                break;
-            }
-            let s = x;
-            while x < nx && line[x] != 0 {
-                x += 1;
-            }
-            start.push(s as u32);
-            end.push(x as u32);
+    for line in mask[..nx * rows].chunks_exact(nx.max(1)) {
+        // One vectorised OR rejects empty rows (most rows of a lesion mask)
+        // at memory speed, before any per-chunk bit work.
+        if line.iter().fold(0u8, |a, &b| a | b) != 0 {
+            scan_row(line, &mut start, &mut end);
         }
         row_ptr.push(start.len() as u32);
     }
     Runs { start, end, row_ptr }
+}
+
+/// Bit i set when `chunk[i]` is non-zero; a fixed 64-byte array so the loop
+/// compiles to vector compares and mask extraction.
+#[inline]
+fn fg_bits64(chunk: &[u8; 64]) -> u64 {
+    let mut m = 0u64;
+    for (i, &b) in chunk.iter().enumerate() {
+        m |= u64::from(b != 0) << i;
+    }
+    m
+}
+
+/// Appends the runs of one row (see step 2 of the module comment).
+#[inline]
+fn scan_row(line: &[u8], start: &mut Vec<u32>, end: &mut Vec<u32>) {
+    // `carry` is 1 when the voxel before the current chunk is foreground.
+    let mut carry = 0u64;
+    let mut base = 0u32;
+    let mut chunks = line.chunks_exact(64);
+    for c in &mut chunks {
+        let m = fg_bits64(c.try_into().unwrap_or(&[0; 64]));
+        let edges = m ^ ((m << 1) | carry);
+        carry = m >> 63;
+        push_edges(edges, m, base, start, end);
+        base += 64;
+    }
+    let tail = chunks.remainder();
+    if tail.is_empty() {
+        if carry != 0 {
+            end.push(base);
+        }
+        return;
+    }
+    let mut m = 0u64;
+    for (i, &b) in tail.iter().enumerate() {
+        m |= u64::from(b != 0) << i;
+    }
+    // Bits 0..=len: bit len is past the row, background, so a run reaching the
+    // row's end gets its end edge there.
+    let keep = u64::MAX >> (63 - tail.len());
+    let edges = (m ^ ((m << 1) | carry)) & keep;
+    push_edges(edges, m, base, start, end);
+}
+
+#[inline]
+fn push_edges(edges: u64, m: u64, base: u32, start: &mut Vec<u32>, end: &mut Vec<u32>) {
+    let mut s = edges & m;
+    while s != 0 {
+        start.push(base + s.trailing_zeros());
+        s &= s - 1;
+    }
+    let mut e = edges & !m;
+    while e != 0 {
+        end.push(base + e.trailing_zeros());
+        e &= e - 1;
+    }
 }
 
 #[inline]
@@ -87,12 +164,6 @@ fn union(parent: &mut [u32], a: u32, b: u32) {
     }
 }
 
-/// Unions runs of row `cur` with the runs of row `prev` they touch.
-#[inline]
-fn merge_rows(runs: &Runs, parent: &mut [u32], cur: usize, prev: usize, tol: u32) {
-    touching_runs(runs, cur, prev, tol, |i, j| union(parent, i as u32, j as u32));
-}
-
 /// (row offset in j, row offset in k, x tolerance) of each earlier row whose
 /// runs can touch a run of the current row: tolerance 1 accepts diagonal contact.
 pub(super) fn neighbour_rows(connectivity: Connectivity) -> &'static [(isize, isize, u32)] {
@@ -106,12 +177,19 @@ pub(super) fn neighbour_rows(connectivity: Connectivity) -> &'static [(isize, is
 /// Calls `touch(i, j)` for every pair of runs of rows `cur` and `prev` that
 /// touch (overlap in x, or with `tol` = 1 also diagonally).
 #[inline]
-pub(super) fn touching_runs(runs: &Runs, cur: usize, prev: usize, tol: u32, mut touch: impl FnMut(usize, usize)) {
-    let (mut i, ie) = (runs.row_ptr[cur] as usize, runs.row_ptr[cur + 1] as usize);
-    let (mut j, je) = (runs.row_ptr[prev] as usize, runs.row_ptr[prev + 1] as usize);
+pub(super) fn touching_runs(runs: &Runs, cur: usize, prev: usize, tol: u32, touch: impl FnMut(usize, usize)) {
+    touching_between(runs, cur, runs, prev, tol, touch);
+}
+
+/// [`touching_runs`] for rows held in two run lists (two slabs); indices are
+/// into each list.
+#[inline]
+fn touching_between(a: &Runs, cur: usize, b: &Runs, prev: usize, tol: u32, mut touch: impl FnMut(usize, usize)) {
+    let (mut i, ie) = (a.row_ptr[cur] as usize, a.row_ptr[cur + 1] as usize);
+    let (mut j, je) = (b.row_ptr[prev] as usize, b.row_ptr[prev + 1] as usize);
     while i < ie && j < je {
-        let (as_, ae) = (runs.start[i], runs.end[i]);
-        let (bs, be) = (runs.start[j], runs.end[j]);
+        let (as_, ae) = (a.start[i], a.end[i]);
+        let (bs, be) = (b.start[j], b.end[j]);
         if as_ < be + tol && bs < ae + tol {
             touch(i, j);
         }
@@ -124,12 +202,38 @@ pub(super) fn touching_runs(runs: &Runs, cur: usize, prev: usize, tol: u32, mut 
     }
 }
 
-/// Labels a binary mask (non-zero = foreground) of `shape` in storage order.
+/// Labels a binary mask (non-zero = foreground) of `shape` in storage order,
+/// in parallel on rayon's pool when the volume is large enough.
 ///
 /// # Panics
 /// If `mask.len()` is not the product of `shape`, or the volume has 2³² voxels
 /// or more (readers refuse such volumes before they get here).
 pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> Components {
+    let n: usize = shape.iter().product();
+    let threads = rayon::current_num_threads();
+    let slabs = if threads == 1 || n < PARALLEL_MIN_VOXELS {
+        1
+    } else {
+        threads * SLABS_PER_THREAD
+    };
+    label_cpu_slabs(mask, shape, connectivity, slabs)
+}
+
+/// One slab's runs, each run's provisional label, and the slab's union-find
+/// over those labels (all local: the slab's first label is 0).
+struct Slab {
+    runs: Runs,
+    label: Vec<u32>,
+    uf: Vec<u32>,
+}
+
+/// [`label_cpu`] with the volume cut into `slabs` z-slabs (clamped to 1..=nz)
+/// whatever its size, so tests can exercise stitching on small volumes.
+/// Labels and statistics do not depend on `slabs`.
+///
+/// # Panics
+/// As [`label_cpu`].
+pub fn label_cpu_slabs(mask: &[u8], shape: [usize; 3], connectivity: Connectivity, slabs: usize) -> Components {
     let [nx, ny, nz] = shape;
     let n = nx * ny * nz;
     assert_eq!(mask.len(), n, "mask length does not match shape {shape:?}");
@@ -141,16 +245,120 @@ pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> 
             lesions: Vec::new(),
         };
     }
-    let rows = ny * nz;
-    let runs = find_runs(mask, nx, rows);
-    let nruns = runs.start.len();
-    let mut parent: Vec<u32> = (0..nruns as u32).collect();
-
+    let plane = nx * ny;
+    let nslabs = slabs.clamp(1, nz);
+    let bounds: Vec<(usize, usize)> = (0..nslabs).map(|s| (s * nz / nslabs, (s + 1) * nz / nslabs)).collect();
     let neighbours = neighbour_rows(connectivity);
+
+    // Steps 2 and 3 per slab.
+    let work: Vec<Slab> = bounds
+        .par_iter()
+        .map(|&(z0, z1)| {
+            let runs = find_runs(&mask[z0 * plane..z1 * plane], nx, (z1 - z0) * ny);
+            let (label, uf) = union_slab(&runs, ny, z1 - z0, neighbours);
+            Slab { runs, label, uf }
+        })
+        .collect();
+
+    // One union-find over every slab's labels, slab s's shifted by the label
+    // counts of the slabs before it so that label order stays raster order.
+    let mut label_off = Vec::with_capacity(nslabs + 1);
+    label_off.push(0usize);
+    let mut uf = Vec::with_capacity(work.iter().map(|w| w.uf.len()).sum());
+    for w in &work {
+        let off = uf.len() as u32;
+        uf.extend(w.uf.iter().map(|&p| p + off));
+        label_off.push(uf.len());
+    }
+
+    // Step 4: stitch each slab's first plane to the previous slab's last plane.
+    for s in 1..nslabs {
+        let (a, b) = (&work[s], &work[s - 1]);
+        let (oa, ob) = (label_off[s] as u32, label_off[s - 1] as u32);
+        let last = (bounds[s - 1].1 - bounds[s - 1].0 - 1) * ny;
+        for y in 0..ny {
+            if a.runs.row_ptr[y] == a.runs.row_ptr[y + 1] {
+                continue;
+            }
+            for &(dy, _, tol) in neighbours.iter().filter(|n| n.1 == -1) {
+                let py = y as isize + dy;
+                if py < 0 || py >= ny as isize {
+                    continue;
+                }
+                touching_between(&a.runs, y, &b.runs, last + py as usize, tol, |i, j| {
+                    union(&mut uf, a.label[i] + oa, b.label[j] + ob)
+                });
+            }
+        }
+    }
+
+    // Step 5: number the roots; uf[l] <= l, so parents are final before children.
+    let mut first = Vec::with_capacity(nslabs + 1);
+    let mut next = 0u32;
+    for s in 0..nslabs {
+        first.push(next + 1);
+        for l in label_off[s]..label_off[s + 1] {
+            let p = uf[l] as usize;
+            if p == l {
+                next += 1;
+                uf[l] = next;
+            } else {
+                uf[l] = uf[p];
+            }
+        }
+    }
+    first.push(next + 1);
+
+    // Step 6: write labels and statistics.
+    let mut labels = vec![0u32; n];
+    let mut lesions = vec![LesionStats::new(); next as usize];
+    let lesion_bounds: Vec<usize> = first.iter().map(|&l| l as usize - 1).collect();
+    let voxel_bounds: Vec<usize> = bounds.iter().map(|b| b.0 * plane).chain([n]).collect();
+    let final_label = &uf;
+    let foreign: Vec<Vec<(u32, LesionStats)>> = split_mut(&mut labels, &voxel_bounds)
+        .into_par_iter()
+        .zip(split_mut(&mut lesions, &lesion_bounds))
+        .zip(&work)
+        .zip(&bounds)
+        .zip(&label_off[..nslabs])
+        .zip(&first[..nslabs])
+        .map(|(((((out, own), w), &(z0, _)), &loff), &first)| {
+            write_slab(w, &final_label[loff..], first, out, own, [nx, ny, z0])
+        })
+        .collect();
+    for (l, st) in foreign.into_iter().flatten() {
+        merge_stats(&mut lesions[l as usize - 1], &st);
+    }
+    Components { shape, labels, lesions }
+}
+
+/// Splits `v` at the given cumulative `bounds` (first 0, last `v.len()`).
+fn split_mut<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
+    let mut parts = Vec::with_capacity(bounds.len().saturating_sub(1));
+    for w in bounds.windows(2) {
+        let (head, rest) = v.split_at_mut(w[1] - w[0]);
+        parts.push(head);
+        v = rest;
+    }
+    parts
+}
+
+const NO_LABEL: u32 = u32::MAX;
+
+/// Gives every run of one slab (`nz` planes) a provisional label and unions
+/// labels of touching runs. A run touching nothing earlier opens a new label;
+/// labels are opened in raster order, so with min-linking a class's root is
+/// the label of its component's first run. The union-find is over labels, not
+/// runs: on dense noise most runs join an existing label, so the table stays
+/// far smaller than the run list and its finds stay in cache.
+fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u32)]) -> (Vec<u32>, Vec<u32>) {
+    let mut label = vec![NO_LABEL; runs.start.len()];
+    let mut uf: Vec<u32> = Vec::new();
     for z in 0..nz {
         for y in 0..ny {
             let row = y + ny * z;
-            if runs.row_ptr[row] == runs.row_ptr[row + 1] {
+            let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
+            if span.is_empty() {
                 continue;
             }
             for &(dy, dz, tol) in neighbours {
@@ -159,28 +367,83 @@ pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> 
                     continue;
                 }
                 let prow = py as usize + ny * pz as usize;
-                merge_rows(&runs, &mut parent, row, prow, tol);
+                touching_runs(runs, row, prow, tol, |i, j| {
+                    let lj = label[j];
+                    if label[i] == NO_LABEL {
+                        label[i] = lj;
+                    } else if label[i] != lj {
+                        union(&mut uf, label[i], lj);
+                    }
+                });
+            }
+            for l in &mut label[span] {
+                if *l == NO_LABEL {
+                    *l = uf.len() as u32;
+                    uf.push(*l);
+                }
             }
         }
     }
+    (label, uf)
+}
 
-    // Flatten: parent[r] <= r, so parents are final before children.
-    let mut next = 0u32;
-    for r in 0..nruns {
-        let p = parent[r] as usize;
-        if p == r {
-            next += 1;
-            parent[r] = next;
-        } else {
-            parent[r] = parent[p];
+/// Writes one slab's labels into `out` (its part of the volume, starting at
+/// plane `z0`) and adds its runs to the statistics: to `own` for final labels
+/// numbered in this slab (from `first`), else to the returned side table.
+/// `final_label[l]` is the final label of the slab's provisional label `l`.
+fn write_slab(
+    w: &Slab,
+    final_label: &[u32],
+    first: u32,
+    out: &mut [u32],
+    own: &mut [LesionStats],
+    [nx, ny, z0]: [usize; 3],
+) -> Vec<(u32, LesionStats)> {
+    let runs = &w.runs;
+    let mut foreign: Vec<(u32, LesionStats)> = Vec::new();
+    let mut index: HashMap<u32, usize> = HashMap::new();
+    // A component crossing into this slab usually has many runs in a row.
+    let mut last = (0u32, 0usize);
+    for (row, line) in out.chunks_exact_mut(nx).enumerate() {
+        let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
+        if span.is_empty() {
+            continue;
+        }
+        let (y, z) = (row % ny, z0 + row / ny);
+        for r in span {
+            let l = final_label[w.label[r] as usize];
+            let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
+            line[s..e].fill(l);
+            let stats = if l >= first {
+                &mut own[(l - first) as usize]
+            } else {
+                if last.0 != l {
+                    let k = *index.entry(l).or_insert_with(|| {
+                        foreign.push((l, LesionStats::new()));
+                        foreign.len() - 1
+                    });
+                    last = (l, k);
+                }
+                &mut foreign[last.1].1
+            };
+            stats.add_run(s, e, y, z);
         }
     }
-    components_from_runs(&runs, &parent, shape, next)
+    foreign
+}
+
+fn merge_stats(a: &mut LesionStats, b: &LesionStats) {
+    a.voxels += b.voxels;
+    for k in 0..3 {
+        a.index_sum[k] += b.index_sum[k];
+        a.bbox_min[k] = a.bbox_min[k].min(b.bbox_min[k]);
+        a.bbox_max[k] = a.bbox_max[k].max(b.bbox_max[k]);
+    }
 }
 
 /// Builds the label volume and lesion statistics from runs and one label per
 /// run (1..=count). Only foreground runs are written into a zeroed volume, so
-/// pages that hold no lesion are never touched. Shared by the CPU and GPU paths.
+/// pages that hold no lesion are never touched. Used by the GPU path.
 pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usize; 3], count: u32) -> Components {
     let [nx, ny, nz] = shape;
     let mut labels = vec![0u32; nx * ny * nz];

@@ -12,7 +12,7 @@ mod gpu;
 pub mod reference;
 mod stats;
 
-pub use cpu::label_cpu;
+pub use cpu::{label_cpu, label_cpu_slabs};
 pub use gpu::{GpuOptions, GpuTimings, label_gpu, label_gpu_with};
 pub use stats::LesionStats;
 
