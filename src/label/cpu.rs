@@ -17,9 +17,8 @@
 //!    starts or stops: the bits also set in `m` are run starts, the others run
 //!    ends, so both lists are read off with `trailing_zeros` without a branch
 //!    per voxel (noisy masks have runs of one or two voxels).
-//!    Runs get ids in raster order (row by row in storage order, left to right
-//!    in a row); a slab's ids are offset by the run counts of the slabs before
-//!    it (a prefix sum), so the ids are the same as for one big slab.
+//!    Runs are kept in raster order (row by row in storage order, left to
+//!    right in a row), per slab.
 //! 3. **Union.** A run can only touch runs of earlier rows through the rows
 //!    above (j−1, k), behind (j, k−1), and the two diagonals (j∓1, k−1). For
 //!    each such row a two-pointer sweep finds overlapping runs:
@@ -28,24 +27,27 @@
 //!      with exact overlap;
 //!    - 26-conn: all four rows with ±1 overlap.
 //!
-//!    Runs in the same row never touch (they are maximal). Union-find links the
-//!    root with the larger id under the smaller, so a component's root is its
-//!    first run in raster order — whose first voxel is the component's first
-//!    voxel in storage order. That is the numbering contract. Each slab unions
-//!    its own runs (rows behind its first plane are another slab's), then
-//!    points every run straight at its slab-local root: parents are smaller
-//!    than children, so one forward pass does it.
+//!    Runs in the same row never touch (they are maximal). A run takes the
+//!    label of the first earlier run it touches, and further touches union
+//!    the two labels; a run touching nothing opens a new label. Labels are
+//!    opened in raster order and union-find links the root with the larger
+//!    label under the smaller, so a component's root is the label opened by
+//!    its first run — whose first voxel is the component's first voxel in
+//!    storage order. That is the numbering contract. The union-find is over
+//!    labels, not runs, and a finished row's labels are replaced by their
+//!    roots, so on dense noise most touches compare equal and skip the union.
+//!    Each slab does this for its own planes (rows behind its first plane
+//!    belong to the slab before); its labels are shifted by the label counts
+//!    of earlier slabs, which keeps them in raster order.
 //! 4. **Stitch.** Serially, the first plane of every slab is unioned with the
-//!    last plane of the slab before (same rule, same min-id linking). Only one
+//!    last plane of the slab before (same rule, same min linking). Only one
 //!    plane pair per slab boundary is visited, so this is cheap.
-//! 5. **Number.** A run whose parent is itself is a root. Roots are counted per
-//!    slab; a prefix sum gives each slab its first label, and each slab then
-//!    numbers its roots in raster order, storing the label with the top bit set
-//!    in place of the parent (ids and labels are below 2³¹: a run holds at least
-//!    one voxel and the next is background, and volumes have fewer than 2³²).
-//! 6. **Write.** Each slab resolves its runs' labels by following parents until
-//!    a marked entry (read-only now, so slabs share the array) and fills its own
-//!    disjoint part of the output. The output starts zeroed (lazily, by the
+//! 5. **Number.** One forward pass over the (small) label table turns roots
+//!    into 1..=N: parents are smaller than children, so a parent is final
+//!    before its children are visited. Roots of slab s get a contiguous range.
+//! 6. **Write.** Each slab looks its runs' final labels up in that table
+//!    (read-only now, so slabs share it) and fills its own disjoint part of
+//!    the output. The output starts zeroed (lazily, by the
 //!    allocator), so only foreground runs are written and pages without lesions
 //!    are never touched. Lesion statistics are added per run in the same pass:
 //!    a slab owns the statistics of the labels it numbered and keeps a small
@@ -194,11 +196,10 @@ fn touching_between(a: &Runs, cur: usize, b: &Runs, prev: usize, tol: u32, mut t
             touch(i, j);
         }
         // The run that ends first cannot touch the other row's next run.
-        if ae <= be {
-            i += 1;
-        } else {
-            j += 1;
-        }
+        // Arithmetic, not a branch: on noise the outcome is a coin flip.
+        let step = usize::from(ae <= be);
+        i += step;
+        j += 1 - step;
     }
 }
 
@@ -376,10 +377,15 @@ fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u3
                     }
                 });
             }
+            // Store roots, not whatever label was copied first: later rows
+            // then see equal labels for runs already joined and skip the
+            // union (on dense noise almost every touch is such a repeat).
             for l in &mut label[span] {
                 if *l == NO_LABEL {
                     *l = uf.len() as u32;
                     uf.push(*l);
+                } else {
+                    *l = find(&mut uf, *l);
                 }
             }
         }
@@ -413,7 +419,15 @@ fn write_slab(
         for r in span {
             let l = final_label[w.label[r] as usize];
             let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
-            line[s..e].fill(l);
+            // Noisy masks have runs of a voxel or two, where a memset call
+            // costs more than the stores.
+            if e - s <= 4 {
+                for v in &mut line[s..e] {
+                    *v = l;
+                }
+            } else {
+                line[s..e].fill(l);
+            }
             let stats = if l >= first {
                 &mut own[(l - first) as usize]
             } else {

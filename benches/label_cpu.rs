@@ -1,0 +1,85 @@
+//! In-process timings of the CPU labeller (`cargo bench --bench label_cpu`).
+//!
+//! A plain `harness = false` timer rather than divan/criterion: it needs no
+//! extra dependency and reports what the targets are stated in
+//! (median ms per volume, 1 slab vs the parallel split). Volumes are built
+//! here with a fixed xorshift seed, so runs are comparable across commits.
+//! `LABEL_BENCH_N=256` picks a smaller cube for a quick look.
+
+use lesioneval::label::{Connectivity, label_cpu, label_cpu_slabs};
+use std::time::Instant;
+
+fn xorshift(seed: u64) -> impl FnMut() -> u64 {
+    let mut s = seed | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    }
+}
+
+/// Random balls covering about `target` of the volume (like bench_ccl.py's blobs).
+fn blobs(n: usize, target: f64) -> Vec<u8> {
+    let mut m = vec![0u8; n * n * n];
+    let mut rng = xorshift(12345);
+    let rmax = (n as f64 / 24.0).max(2.0);
+    let mut filled = 0usize;
+    while (filled as f64) < target * m.len() as f64 {
+        let r = 1.0 + (rng() % 1000) as f64 / 1000.0 * (rmax - 1.0);
+        let c: Vec<f64> = (0..3).map(|_| (rng() % n as u64) as f64).collect();
+        let lo = |a: usize| (c[a] - r).floor().max(0.0) as usize;
+        let hi = |a: usize| ((c[a] + r).ceil() as usize + 1).min(n);
+        for z in lo(2)..hi(2) {
+            for y in lo(1)..hi(1) {
+                for x in lo(0)..hi(0) {
+                    let d = [x as f64 - c[0], y as f64 - c[1], z as f64 - c[2]];
+                    let v = &mut m[x + n * (y + n * z)];
+                    if d.iter().map(|a| a * a).sum::<f64>() <= r * r && *v == 0 {
+                        *v = 1;
+                        filled += 1;
+                    }
+                }
+            }
+        }
+    }
+    m
+}
+
+fn median_ms(repeat: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..repeat)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn main() {
+    let n: usize = std::env::var("LABEL_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512);
+    let shape = [n, n, n];
+    let mut noise = xorshift(99);
+    let volumes: Vec<(&str, Vec<u8>)> = vec![
+        ("sparse blobs 1.3%", blobs(n, 0.013)),
+        ("random p=0.5", (0..n * n * n).map(|_| (noise() >> 63) as u8).collect()),
+        ("all-zero", vec![0u8; n * n * n]),
+        ("all-one", vec![1u8; n * n * n]),
+    ];
+    let threads = rayon::current_num_threads();
+    println!("{n}³, rayon threads {threads}; median ms of 5 (label_cpu = auto split; 1 slab = serial)");
+    println!("| volume | conn | 1 slab | label_cpu | speed-up |");
+    println!("|---|---|---|---|---|");
+    for (name, mask) in &volumes {
+        for c in Connectivity::ALL {
+            let serial = median_ms(5, || drop(label_cpu_slabs(mask, shape, c, 1)));
+            let auto = median_ms(5, || drop(label_cpu(mask, shape, c)));
+            println!("| {name} | {c} | {serial:.1} | {auto:.1} | {:.2} |", serial / auto);
+        }
+    }
+}
