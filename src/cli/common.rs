@@ -156,6 +156,21 @@ pub fn progress(len: usize) -> ProgressBar {
     pb
 }
 
+/// Scores every case of every model with a progress bar; returns the results and stage times.
+pub fn evaluate_with_progress(
+    cases: &[lesioneval::dataset::Case],
+    names: &[String],
+    paths: &[String],
+    missing: &[Vec<String>],
+    config: &EvalConfig,
+) -> Result<(Vec<ModelResult>, Timings)> {
+    let timings = Timings::default();
+    let pb = progress(cases.len());
+    let models = lesioneval::eval::evaluate(cases, names, paths, missing, config, &timings, &|| pb.inc(1))?;
+    pb.finish_and_clear();
+    Ok((models, timings))
+}
+
 /// Warnings for predictions that match no GT case.
 pub fn warn_extra(pred: &Path, extra: &[String]) {
     if !extra.is_empty() {

@@ -1,9 +1,9 @@
 //! `lesioneval compare --gt GT PRED_A PRED_B ...`
 
-use super::common::{EvalArgs, progress, warn_extra};
+use super::common::{EvalArgs, evaluate_with_progress, warn_extra};
 use anyhow::{Result, bail};
 use clap::Args;
-use lesioneval::{dataset, eval, report};
+use lesioneval::{dataset, report};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -48,18 +48,7 @@ pub fn run(a: CompareArgs) -> Result<()> {
     } else {
         a.names.clone()
     };
-    let timings = eval::Timings::default();
-    let pb = progress(pairing.cases.len());
-    let models = eval::evaluate(
-        &pairing.cases,
-        &names,
-        &paths,
-        &pairing.missing,
-        &config,
-        &timings,
-        &|| pb.inc(1),
-    )?;
-    pb.finish_and_clear();
+    let (models, timings) = evaluate_with_progress(&pairing.cases, &names, &paths, &pairing.missing, &config)?;
     let json = report::compare_json(&models, &config.record(), &a.gt.display().to_string(), partial.as_ref());
     a.eval.emit(
         &a.eval.render(&report::compare_table(&models)),

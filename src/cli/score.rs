@@ -1,10 +1,10 @@
 //! `lesioneval score --gt GT --pred PRED [--baseline baseline.json]`
 
 use super::check::{GateArgs, gate};
-use super::common::{EvalArgs, progress, warn_extra};
+use super::common::{EvalArgs, evaluate_with_progress, warn_extra};
 use anyhow::{Result, bail};
 use clap::Args;
-use lesioneval::{dataset, eval, report, results};
+use lesioneval::{dataset, report, results};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -43,19 +43,14 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
     )?;
     warn_extra(&a.pred, &pairing.extra[0]);
     let (pairing, partial) = a.eval.apply_shard(pairing);
-    let timings = eval::Timings::default();
-    let pb = progress(pairing.cases.len());
     let pred_name = a.pred.display().to_string();
-    let models = eval::evaluate(
+    let (models, timings) = evaluate_with_progress(
         &pairing.cases,
         std::slice::from_ref(&pred_name),
         std::slice::from_ref(&pred_name),
         &pairing.missing,
         &config,
-        &timings,
-        &|| pb.inc(1),
     )?;
-    pb.finish_and_clear();
     let m = &models[0];
     let json = report::score_json(m, &config.record(), &a.gt.display().to_string(), partial.as_ref());
     a.eval

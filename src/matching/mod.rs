@@ -178,12 +178,10 @@ impl Matching {
         if self.matches.is_empty() {
             return None;
         }
-        let inter: std::collections::HashMap<(u32, u32), u64> =
-            table.pairs.iter().map(|&(g, p, c)| ((g, p), c)).collect();
         let sum: f64 = self
             .matches
             .iter()
-            .map(|&(g, p, _)| table.iou(g, p, inter[&(g, p)]))
+            .map(|&(g, p, _)| table.iou(g, p, table.intersection(g, p)))
             .sum();
         Some(sum / self.matches.len() as f64)
     }

@@ -64,6 +64,13 @@ impl OverlapTable {
         self.pred_sizes[p as usize - 1]
     }
 
+    /// Voxels shared by GT lesion `g` and predicted lesion `p` (0 if they do not touch).
+    pub fn intersection(&self, g: u32, p: u32) -> u64 {
+        self.pairs
+            .binary_search_by_key(&(g, p), |&(a, b, _)| (a, b))
+            .map_or(0, |i| self.pairs[i].2)
+    }
+
     /// Voxels shared by the binarised masks.
     pub fn total_intersection(&self) -> u64 {
         self.pairs.iter().map(|&(_, _, c)| c).sum()

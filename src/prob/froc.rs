@@ -63,11 +63,7 @@ pub fn case_detections(
     let conf = |p: u32| candidates[p as usize - 1].confidence as f64;
     let mut out = Vec::new();
     for &(g, p, _) in &m.matches {
-        let inter = table
-            .pairs
-            .iter()
-            .find(|&&(a, b, _)| (a, b) == (g, p))
-            .map_or(0, |&(_, _, i)| i);
+        let inter = table.intersection(g, p);
         let union = table.gt_size(g) + table.pred_size(p) - inter;
         // picai's overlap value, with its epsilon and +1 − 1 round trip.
         let iou = ((inter as f64 + 1e-8) / (union as f64 + 1e-8) + 1.0) - 1.0;
