@@ -14,7 +14,7 @@ re-implementation of the semantics written down in fixtures/froc/README.md (cand
 incl. its float32 arithmetic, FROC counts, AP, AUROC) and asserts it reproduces upstream exactly
 (candidates, counts) or within 1e-12 (AP / AUROC), so the README is checked, not just written.
 
-Run: python3 scripts/make_froc_fixtures.py   (bootstraps .venv-scripts from scripts/requirements.txt)
+Run: python3 scripts/crosscheck_froc.py   (bootstraps .venv-scripts from scripts/requirements.txt)
 """
 import sys
 from pathlib import Path
@@ -498,7 +498,7 @@ def main():
     # ---- candidates
     cand_doc = {
         "tool": f"report_guided_annotation {pkg_version('report_guided_annotation')}",
-        "made_by": "scripts/make_froc_fixtures.py",
+        "made_by": "scripts/crosscheck_froc.py",
         "call": "extract_lesion_candidates(prob_float32, threshold=<mode>) with every other argument left at "
                 "its default",
         "defaults": {**ELC_DEFAULTS, "threshold_default": "dynamic-fast"},
@@ -528,7 +528,7 @@ def main():
     met_doc = {
         "tool": f"picai_eval {pkg_version('picai_eval')}, scikit-learn {pkg_version('scikit-learn')}, "
                 f"numpy {pkg_version('numpy')}",
-        "made_by": "scripts/make_froc_fixtures.py",
+        "made_by": "scripts/crosscheck_froc.py",
         "case_order": names,
         "call": "evaluate(y_det=[detection map of each case from extract_lesion_candidates(prob, threshold=mode)[0]],"
                 " y_true=[gt mask], allow_unmatched_candidates_with_minimal_overlap=<setting>) -- all else default "

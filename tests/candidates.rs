@@ -1,5 +1,5 @@
 //! Probability-map candidates equal report_guided_annotation 0.3.4's
-//! `extract_lesion_candidates` on the committed fixtures (scripts/make_froc_fixtures.py).
+//! `extract_lesion_candidates` on the committed fixtures (scripts/crosscheck_froc.py).
 
 mod common;
 
