@@ -5,10 +5,12 @@
 
 use crate::dataset::{Case, Missing};
 use crate::error::{Error, Result};
-use crate::io::{self, Geometry, Volume};
+use crate::io::{self, Geometry};
 use crate::label::{self, Components, Connectivity, Device};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
 use crate::metrics::{self, Counts, Macro, Rates};
+use crate::prob::run::ProbRecord;
+use crate::prob::summary::DetectionSummary;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -109,6 +111,9 @@ pub struct ConfigRecord {
     pub min_size_pred: String,
     pub geometry_tolerance_mm: f64,
     pub missing: Missing,
+    /// Probability-map runs only (`score --prob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prob: Option<ProbRecord>,
 }
 
 impl EvalConfig {
@@ -122,6 +127,7 @@ impl EvalConfig {
             min_size_pred: self.min_size_pred.to_string(),
             geometry_tolerance_mm: self.geometry_tolerance,
             missing: self.missing,
+            prob: None,
         }
     }
 }
@@ -193,6 +199,15 @@ pub struct CaseResult {
     pub mean_iou: Option<f64>,
     pub missing_prediction: bool,
     pub lesions: Vec<LesionRow>,
+    /// Size and outcome of each GT lesion (written to results.json for the size plots).
+    pub gt_lesions: Vec<GtLesion>,
+}
+
+/// One GT lesion's volume and whether it was detected.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GtLesion {
+    pub mm3: f64,
+    pub tp: bool,
 }
 
 /// Results of one model over all cases.
@@ -205,12 +220,28 @@ pub struct ModelResult {
     pub total_rates: Rates,
     pub macro_avg: Macro,
     pub missing: Vec<String>,
+    /// Probability-map runs only: FROC, AP, AUROC and their per-case lesion lists.
+    pub detection: Option<DetectionSummary>,
 }
 
 /// A labelled, size-filtered mask.
 pub struct Labelled {
     pub components: Components,
     pub geometry: Geometry,
+}
+
+impl Labelled {
+    /// No lesions, on `geometry`'s grid (a missing prediction).
+    pub fn empty(geometry: &Geometry) -> Self {
+        Labelled {
+            components: Components {
+                shape: geometry.shape,
+                labels: vec![0; geometry.len()],
+                lesions: Vec::new(),
+            },
+            geometry: geometry.clone(),
+        }
+    }
 }
 
 /// Reads and labels one mask on the CPU, removing lesions below `min_size`.
@@ -221,23 +252,24 @@ pub fn read_and_label(
     timings: &Timings,
 ) -> Result<Labelled> {
     let vol = Timings::time(&timings.read, || io::read_mask(path))?;
-    label_volume(&vol, connectivity, min_size, Device::Cpu, timings)
+    label_volume(&vol.data, &vol.geometry, connectivity, min_size, Device::Cpu, timings)
 }
 
-fn label_volume(
-    vol: &Volume<u8>,
+pub(crate) fn label_volume(
+    data: &[u8],
+    geometry: &Geometry,
     connectivity: Connectivity,
     min_size: MinSize,
     device: Device,
     timings: &Timings,
 ) -> Result<Labelled> {
     let mut components = Timings::time(&timings.label, || {
-        label::label_on(&vol.data, vol.geometry.shape, connectivity, device)
+        label::label_on(data, geometry.shape, connectivity, device)
     })?;
-    components.remove_smaller_than(min_size.min_voxels(vol.geometry.voxel_volume()));
+    components.remove_smaller_than(min_size.min_voxels(geometry.voxel_volume()));
     Ok(Labelled {
         components,
-        geometry: vol.geometry.clone(),
+        geometry: geometry.clone(),
     })
 }
 
@@ -299,6 +331,14 @@ pub fn score_case(
             });
         }
     }
+    let gt_lesions = lesions
+        .iter()
+        .filter(|l| l.side == "gt")
+        .map(|l| GtLesion {
+            mm3: l.volume_mm3,
+            tp: l.status == Status::TP,
+        })
+        .collect();
     CaseResult {
         case: case.to_string(),
         counts,
@@ -306,6 +346,7 @@ pub fn score_case(
         mean_iou: m.mean_iou(&table),
         missing_prediction,
         lesions,
+        gt_lesions,
     }
 }
 
@@ -366,41 +407,52 @@ pub fn model_result(name: String, pred: String, cases: Vec<CaseResult>, missing:
         macro_avg,
         cases,
         missing,
+        detection: None,
+    }
+}
+
+/// Errors unless `other` (read from `path`) lies on the GT's grid.
+pub(crate) fn same_grid(gt_path: &Path, gt: &Geometry, path: &Path, other: &Geometry, tolerance: f64) -> Result<()> {
+    match gt.mismatch(other, tolerance) {
+        Some(detail) => Err(Error::Geometry {
+            gt: gt_path.to_path_buf(),
+            pred: path.to_path_buf(),
+            detail,
+        }),
+        None => Ok(()),
     }
 }
 
 fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<Vec<CaseResult>> {
     let gt_vol = Timings::time(&timings.read, || io::read_mask(&case.gt))?;
-    let gt = label_volume(&gt_vol, config.connectivity, config.min_size_gt, config.device, timings)?;
+    let gt = label_volume(
+        &gt_vol.data,
+        &gt_vol.geometry,
+        config.connectivity,
+        config.min_size_gt,
+        config.device,
+        timings,
+    )?;
     drop(gt_vol);
     let mut out = Vec::with_capacity(case.preds.len());
     for pred_path in &case.preds {
         let (pred, missing) = match pred_path {
             Some(p) => {
                 let vol = Timings::time(&timings.read, || io::read_mask(p))?;
-                if let Some(detail) = gt.geometry.mismatch(&vol.geometry, config.geometry_tolerance) {
-                    return Err(Error::Geometry {
-                        gt: case.gt.clone(),
-                        pred: p.clone(),
-                        detail,
-                    });
-                }
+                same_grid(&case.gt, &gt.geometry, p, &vol.geometry, config.geometry_tolerance)?;
                 (
-                    label_volume(&vol, config.connectivity, config.min_size_pred, config.device, timings)?,
+                    label_volume(
+                        &vol.data,
+                        &vol.geometry,
+                        config.connectivity,
+                        config.min_size_pred,
+                        config.device,
+                        timings,
+                    )?,
                     false,
                 )
             }
-            None => (
-                Labelled {
-                    components: Components {
-                        shape: gt.geometry.shape,
-                        labels: vec![0; gt.geometry.len()],
-                        lesions: Vec::new(),
-                    },
-                    geometry: gt.geometry.clone(),
-                },
-                true,
-            ),
+            None => (Labelled::empty(&gt.geometry), true),
         };
         out.push(Timings::time(&timings.matching, || {
             score_case(&case.id, &gt, &pred, config, missing)

@@ -27,6 +27,7 @@ pub mod io;
 pub mod label;
 pub mod matching;
 pub mod metrics;
+pub mod plot;
 pub mod prob;
 pub mod report;
 pub mod results;

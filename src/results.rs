@@ -6,8 +6,9 @@
 //! so, rather than being half understood.
 
 use crate::error::{Error, Result};
-use crate::eval::{CaseResult, ConfigRecord};
+use crate::eval::{CaseResult, ConfigRecord, GtLesion};
 use crate::metrics::{Counts, Macro, Rates};
+use crate::prob::summary::DetectionSummary;
 use crate::shard::ShardSpec;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,9 @@ pub struct CaseRecord {
     pub mean_iou: Option<f64>,
     #[serde(default)]
     pub missing_prediction: bool,
+    /// Size and outcome of each GT lesion (absent in files of lesioneval ≤ 0.1 without it).
+    #[serde(default)]
+    pub gt_lesions: Vec<GtLesion>,
 }
 
 impl CaseRecord {
@@ -38,6 +42,7 @@ impl CaseRecord {
             mean_iou: self.mean_iou,
             missing_prediction: self.missing_prediction,
             lesions: Vec::new(),
+            gt_lesions: self.gt_lesions.clone(),
         }
     }
 }
@@ -64,6 +69,9 @@ pub struct ModelRecord {
     pub macro_avg: Macro,
     #[serde(default)]
     pub missing: Vec<String>,
+    /// Probability-map runs only.
+    #[serde(default)]
+    pub detection: Option<DetectionSummary>,
 }
 
 /// A parsed results.json of `score` or `compare`, whole or one shard of it.

@@ -262,7 +262,9 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
             .collect();
         let rec = &first.models[m];
         let name = rec.name.clone().unwrap_or_else(|| rec.pred.clone());
-        models.push(crate::eval::model_result(name, rec.pred.clone(), cases, missing));
+        let mut model = crate::eval::model_result(name, rec.pred.clone(), cases, missing);
+        model.detection = merge_detection(parts, m, case_ids, &first.config)?;
+        models.push(model);
     }
     Ok(Merged {
         config: first.config.clone(),
@@ -275,6 +277,38 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
 
 /// Merges the shards' lesions.csv texts: rows regrouped by (model, case) in
 /// the merged order, which is what the unsharded run writes.
+/// Probability-map runs: the shards' per-case lesion lists in unsharded case
+/// order, and every curve and interval recomputed from them (the bootstrap
+/// draws depend on that order, so they come out as an unsharded run's).
+fn merge_detection(
+    parts: &[ResultsFile],
+    m: usize,
+    case_ids: &[String],
+    config: &crate::eval::ConfigRecord,
+) -> Result<Option<crate::prob::summary::DetectionSummary>> {
+    let Some(prob) = &config.prob else {
+        return Ok(None);
+    };
+    let mut found: HashMap<&str, &crate::prob::summary::CaseRecord> = HashMap::new();
+    for p in parts {
+        let det = p.models[m].detection.as_ref().ok_or_else(|| {
+            shard_err(format!(
+                "{} has no \"detection\" though its config names probability maps",
+                p.path.display()
+            ))
+        })?;
+        found.extend(det.cases.iter().map(|c| (c.case.as_str(), c)));
+    }
+    let mut cases = Vec::with_capacity(case_ids.len());
+    for id in case_ids {
+        let c = found
+            .get(id.as_str())
+            .ok_or_else(|| shard_err(format!("case {id:?} has no detection record in any partial file")))?;
+        cases.push((*c).clone());
+    }
+    Ok(Some(crate::prob::summary::summarise(cases, prob.bootstrap_settings())))
+}
+
 pub fn merge_lesions_csv(merged: &Merged, parts: &[(PathBuf, String)]) -> Result<String> {
     let many = merged.models.len() > 1;
     let mut header: Option<csv::StringRecord> = None;

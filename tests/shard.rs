@@ -66,6 +66,37 @@ fn score_fixture_folder_three_shards_merge_byte_identical() {
 }
 
 #[test]
+fn probability_run_shards_merge_byte_identical() {
+    // Curves and bootstrap intervals are rebuilt from the per-case lesion lists in unsharded order.
+    let dir = fixtures().join("froc/cases");
+    let (gt, prob) = (dir.join("gt"), dir.join("prob"));
+    let args = [
+        "score",
+        "--gt",
+        gt.to_str().unwrap(),
+        "--prob",
+        prob.to_str().unwrap(),
+        "--bootstrap",
+        "50",
+        "--seed",
+        "3",
+    ];
+    assert_shards_merge_exactly(
+        &args,
+        3,
+        &[
+            "results.json",
+            "cases.csv",
+            "lesions.csv",
+            "detection.csv",
+            "froc.csv",
+            "thresholds.csv",
+            "candidates.csv",
+        ],
+    );
+}
+
+#[test]
 fn compare_with_an_empty_shard_merges_byte_identical() {
     // 3 cases over 3 shards: FNV-1a puts two in shard 0 and none in shard 2.
     let data = root().join("examples/data");

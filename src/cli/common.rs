@@ -69,6 +69,11 @@ pub struct EvalArgs {
     /// results file for `lesioneval merge`.
     #[arg(long, value_name = "I/N")]
     pub shard: Option<ShardSpec>,
+    /// Also draw the figures of `lesioneval plot` into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub plots: Option<PathBuf>,
+    #[command(flatten)]
+    pub plot_style: super::plot::PlotStyle,
 }
 
 impl EvalArgs {
@@ -128,6 +133,15 @@ impl EvalArgs {
                 Some("-") => print!("{json}"),
                 Some(p) => report::write_text(Path::new(p), json)?,
                 None => {}
+            }
+            if let Some(dir) = &self.plots {
+                // Drawn from the JSON just written, so they equal `lesioneval plot` on it.
+                let label = self
+                    .out
+                    .as_ref()
+                    .map_or(PathBuf::from("(this run)"), |d| d.join("results.json"));
+                let file = lesioneval::results::parse(json, &label)?;
+                super::plot::draw(std::slice::from_ref(&file), dir, &self.plot_style)?;
             }
             Ok(())
         })?;

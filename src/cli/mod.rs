@@ -8,6 +8,8 @@ mod common;
 mod compare;
 mod label;
 mod merge;
+mod plot;
+mod prob;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -18,7 +20,7 @@ use std::process::ExitCode;
     name = "lesioneval",
     version,
     about = "Lesion-wise evaluation of 3-D segmentation models: connected components, lesion matching, TP/FP/FN tables",
-    after_help = "Docs: README.md, docs/metrics.md, docs/ci.md, docs/cluster.md. Exit codes: 0 ok, 1 regression (check), 2 bad usage, bad input or results that cannot be compared."
+    after_help = "Docs: README.md, docs/metrics.md, docs/gallery.md, docs/ci.md, docs/cluster.md. Exit codes: 0 ok, 1 regression (check), 2 bad usage, bad input or results that cannot be compared."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Score one model: per-case and total lesion counts (TP/FP/FN/GT) and rates.
-    Score(score::ScoreArgs),
+    Score(Box<score::ScoreArgs>),
     /// Score several models against one ground truth: one row per model.
     Compare(compare::CompareArgs),
     /// Label the connected components (lesions) of one mask and report their statistics.
@@ -37,16 +39,20 @@ enum Command {
     Check(check::CheckArgs),
     /// Combine the partial results of `score/compare --shard I/N` into what one unsharded run writes.
     Merge(merge::MergeArgs),
+    /// Figures (FROC, PR, TP/FP/F1 vs threshold, sensitivity by lesion size, TP/FP/FN bars, lesion counts)
+    /// from one or more results.json files.
+    Plot(plot::PlotArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Score(a) => score::run(a),
+        Command::Score(a) => score::run(*a),
         Command::Compare(a) => compare::run(a).map(|()| ExitCode::SUCCESS),
         Command::Label(a) => label::run(a).map(|()| ExitCode::SUCCESS),
         Command::Check(a) => check::run(a),
         Command::Merge(a) => merge::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Plot(a) => plot::run(a).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,9 +1,11 @@
 //! `lesioneval score --gt GT --pred PRED [--baseline baseline.json]`
 
 use super::check::{GateArgs, gate};
-use super::common::{EvalArgs, evaluate_with_progress, warn_extra};
+use super::common::{EvalArgs, evaluate_with_progress, progress, warn_extra};
+use super::prob::ProbArgs;
 use anyhow::{Result, bail};
 use clap::Args;
+use lesioneval::eval::Timings;
 use lesioneval::{dataset, report, results};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,11 +15,13 @@ pub struct ScoreArgs {
     /// Ground-truth mask file or folder of masks.
     #[arg(long)]
     pub gt: PathBuf,
-    /// Predicted mask file or folder of masks.
-    #[arg(long)]
-    pub pred: PathBuf,
+    /// Predicted mask file or folder of masks (optional with --prob).
+    #[arg(long, required_unless_present = "prob")]
+    pub pred: Option<PathBuf>,
     #[command(flatten)]
     pub eval: EvalArgs,
+    #[command(flatten)]
+    pub prob: ProbArgs,
     /// Then gate the results against this baseline results.json, as `lesioneval check` does (exit 1 on a regression).
     #[arg(long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
@@ -34,27 +38,79 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
         bail!("--json - and --baseline both print on stdout: write the JSON to a file instead");
     }
     a.eval.init_threads()?;
-    let pairing = dataset::pair(
-        &a.gt,
-        std::slice::from_ref(&a.pred),
-        a.eval.gt_suffix.as_deref(),
-        a.eval.pred_suffix.as_deref(),
-        config.missing,
-    )?;
-    warn_extra(&a.pred, &pairing.extra[0]);
+    // Each case's inputs: [pred], [prob] or [pred, prob].
+    let mut inputs: Vec<(&PathBuf, Option<&str>)> = Vec::new();
+    if let Some(pred) = &a.pred {
+        inputs.push((pred, a.eval.pred_suffix.as_deref()));
+    }
+    if let Some(prob) = &a.prob.prob {
+        inputs.push((prob, a.prob.prob_suffix.as_deref()));
+    }
+    let mut pairing: Option<dataset::Pairing> = None;
+    for (path, suffix) in &inputs {
+        let p = dataset::pair(
+            &a.gt,
+            std::slice::from_ref(*path),
+            a.eval.gt_suffix.as_deref(),
+            *suffix,
+            config.missing,
+        )?;
+        warn_extra(path, &p.extra[0]);
+        pairing = Some(match pairing {
+            None => p,
+            // Both pairings list the same GT cases in the same order.
+            Some(mut first) => {
+                for (c, other) in first.cases.iter_mut().zip(p.cases) {
+                    c.preds.extend(other.preds);
+                }
+                first
+            }
+        });
+    }
+    let Some(pairing) = pairing else {
+        bail!("give --pred, --prob or both");
+    };
+    let missing = pairing.missing.first().cloned().unwrap_or_default();
     let (pairing, partial) = a.eval.apply_shard(pairing);
-    let pred_name = a.pred.display().to_string();
-    let (models, timings) = evaluate_with_progress(
-        &pairing.cases,
-        std::slice::from_ref(&pred_name),
-        std::slice::from_ref(&pred_name),
-        &pairing.missing,
-        &config,
-    )?;
+    let pred_name = inputs[0].0.display().to_string();
+    let (models, timings, record) = match &a.prob.prob {
+        None => {
+            let (models, timings) = evaluate_with_progress(
+                &pairing.cases,
+                std::slice::from_ref(&pred_name),
+                std::slice::from_ref(&pred_name),
+                std::slice::from_ref(&missing),
+                &config,
+            )?;
+            (models, timings, config.record())
+        }
+        Some(_) => {
+            let prob = a.prob.config(a.pred.is_some())?;
+            let timings = Timings::default();
+            let pb = progress(pairing.cases.len());
+            let model = lesioneval::prob::run::evaluate(
+                &pairing.cases,
+                pred_name.clone(),
+                missing,
+                &config,
+                &prob,
+                &timings,
+                &|| pb.inc(1),
+            )?;
+            pb.finish_and_clear();
+            let mut record = config.record();
+            record.prob = Some(prob.record());
+            (vec![model], timings, record)
+        }
+    };
     let m = &models[0];
-    let json = report::score_json(m, &config.record(), &a.gt.display().to_string(), partial.as_ref());
-    a.eval
-        .emit(&a.eval.render(&report::cases_table(m)), &models, &json, &timings)?;
+    let json = report::score_json(m, &record, &a.gt.display().to_string(), partial.as_ref());
+    let mut table = a.eval.render(&report::cases_table(m));
+    if let Some(d) = &m.detection {
+        table.push('\n');
+        table.push_str(&a.eval.render(&report::detection_table(d)));
+    }
+    a.eval.emit(&table, &models, &json, &timings)?;
     let Some(baseline) = &a.baseline else {
         return Ok(ExitCode::SUCCESS);
     };

@@ -37,9 +37,9 @@ pub struct CaseDetections {
 }
 
 /// Matches candidates to the 26-connected GT lesions of `gt` (IoU ≥ 0.1,
-/// one-to-one Hungarian on IoU + 1). With `allow_unmatched_overlap` (picai's
-/// default), candidates that reach IoU 0.1 with some lesion but lose the
-/// assignment are neither TP nor FP.
+/// one-to-one Hungarian on IoU + 1): picai_eval's rules. With
+/// `allow_unmatched_overlap` (picai's default), candidates that reach IoU 0.1
+/// with some lesion but lose the assignment are neither TP nor FP.
 pub fn case_detections(
     gt: &[u8],
     shape: [usize; 3],
@@ -47,7 +47,20 @@ pub fn case_detections(
     allow_unmatched_overlap: bool,
 ) -> CaseDetections {
     let gt_comps = label::label(gt, shape, Connectivity::TwentySix);
-    let mut labels = vec![0u32; gt.len()];
+    detections_against(&gt_comps, candidates, &Criterion::default(), allow_unmatched_overlap)
+}
+
+/// [`case_detections`] against already labelled GT lesions and any
+/// qualifying rule (the assignment is always one-to-one: each lesion gets at
+/// most one confidence).
+pub fn detections_against(
+    gt_comps: &Components,
+    candidates: &[Candidate],
+    criterion: &Criterion,
+    allow_unmatched_overlap: bool,
+) -> CaseDetections {
+    let shape = gt_comps.shape;
+    let mut labels = vec![0u32; gt_comps.labels.len()];
     let mut lesions = Vec::with_capacity(candidates.len());
     for (k, c) in candidates.iter().enumerate() {
         for &v in &c.voxels {
@@ -58,8 +71,8 @@ pub fn case_detections(
         lesions.push(stats);
     }
     let cand_comps = Components { shape, labels, lesions };
-    let table = OverlapTable::build(&gt_comps, &cand_comps);
-    let m = matching::match_lesions(&table, &Criterion::default(), Assignment::OneToOne);
+    let table = OverlapTable::build(gt_comps, &cand_comps);
+    let m = matching::match_lesions(&table, criterion, Assignment::OneToOne);
     let conf = |p: u32| candidates[p as usize - 1].confidence as f64;
     let mut out = Vec::new();
     for &(g, p, _) in &m.matches {
@@ -82,9 +95,16 @@ pub fn case_detections(
             });
         }
     }
+    // Candidates that qualify with some lesion under the rule.
+    let mut qualifies = vec![false; candidates.len()];
+    for &(g, p, inter) in &table.pairs {
+        let score = criterion.score(table.gt_size(g), table.pred_size(p), inter);
+        if criterion.qualifies(score, inter) {
+            qualifies[p as usize - 1] = true;
+        }
+    }
     for (p, matched) in m.pred_matched.iter().enumerate() {
-        let qualified_somewhere = m.pred_best_iou[p] >= Criterion::default().threshold;
-        if matched.is_empty() && !(allow_unmatched_overlap && qualified_somewhere) {
+        if matched.is_empty() && !(allow_unmatched_overlap && qualifies[p]) {
             out.push(LesionScore {
                 is_lesion: false,
                 confidence: conf(p as u32 + 1),
@@ -270,6 +290,15 @@ pub struct BootstrapCi {
     pub auroc: (f64, f64),
     pub score: (f64, f64),
     pub cpm: (f64, f64),
+    /// False positives per case at which the FROC band is given ([`FROC_BAND_GRID`]).
+    pub froc_grid: Vec<f64>,
+    /// Sensitivity interval at each `froc_grid` rate.
+    pub froc_band: Vec<(f64, f64)>,
+}
+
+/// 2^(k/4) for k = −16 … 16: 1/16 to 16 false positives per case, four points per doubling.
+pub fn froc_band_grid() -> Vec<f64> {
+    (-16..=16).map(|k| 2f64.powf(k as f64 / 4.0)).collect()
 }
 
 /// SplitMix64: a tiny, well-known generator; fixed here so a seed gives the
@@ -297,6 +326,8 @@ impl SplitMix64 {
 pub fn bootstrap(cases: &[CaseDetections], resamples: usize, seed: u64, level: f64) -> BootstrapCi {
     let mut rng = SplitMix64(seed);
     let mut samples: [Vec<f64>; 4] = Default::default();
+    let grid = froc_band_grid();
+    let mut band: Vec<Vec<f64>> = vec![Vec::with_capacity(resamples); grid.len()];
     let mut draw = Vec::with_capacity(cases.len());
     for _ in 0..resamples {
         draw.clear();
@@ -307,8 +338,14 @@ pub fn bootstrap(cases: &[CaseDetections], resamples: usize, seed: u64, level: f
                 s.push(v);
             }
         }
+        if m.num_lesions > 0 {
+            for (b, &x) in band.iter_mut().zip(&grid) {
+                b.push(m.sensitivity_at(x));
+            }
+        }
     }
     let [ap, auroc, score, cpm] = samples.map(|mut s| percentile_interval(&mut s, level));
+    let froc_band = band.iter_mut().map(|b| percentile_interval(b, level)).collect();
     BootstrapCi {
         resamples,
         seed,
@@ -317,6 +354,8 @@ pub fn bootstrap(cases: &[CaseDetections], resamples: usize, seed: u64, level: f
         auroc,
         score,
         cpm,
+        froc_grid: grid,
+        froc_band,
     }
 }
 

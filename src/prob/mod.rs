@@ -28,6 +28,8 @@ use std::path::Path;
 use std::str::FromStr;
 
 pub mod froc;
+pub mod run;
+pub mod summary;
 
 /// How candidates are extracted from a probability map.
 #[derive(Debug, Clone, Copy, PartialEq)]

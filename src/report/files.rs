@@ -4,8 +4,9 @@
 //! the same input always gives byte-identical files; only the stdout tables round.
 
 use crate::error::{Error, Result};
-use crate::eval::{CaseResult, ConfigRecord, ModelResult};
+use crate::eval::{CaseResult, ConfigRecord, GtLesion, ModelResult};
 use crate::metrics::{Counts, Macro, Rates};
+use crate::prob::summary::DetectionSummary;
 use crate::shard::{Partial, ShardSpec};
 use serde::Serialize;
 use std::path::Path;
@@ -39,6 +40,7 @@ struct CaseJson<'a> {
     pred_voxels: u64,
     intersection_voxels: u64,
     missing_prediction: bool,
+    gt_lesions: &'a [GtLesion],
 }
 
 #[derive(Serialize)]
@@ -96,6 +98,7 @@ fn case_json(c: &CaseResult) -> CaseJson<'_> {
         pred_voxels: k.pred_voxels,
         intersection_voxels: k.intersection_voxels,
         missing_prediction: c.missing_prediction,
+        gt_lesions: &c.gt_lesions,
     }
 }
 
@@ -108,6 +111,8 @@ struct ModelJson<'a> {
     #[serde(rename = "macro")]
     macro_avg: &'a Macro,
     missing: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detection: Option<&'a DetectionSummary>,
 }
 
 /// The JSON document of a `score` run (one model) or a `compare` run (several).
@@ -136,6 +141,8 @@ enum Body<'a> {
         #[serde(rename = "macro")]
         macro_avg: &'a Macro,
         missing: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        detection: Option<&'a DetectionSummary>,
     },
     Many {
         models: Vec<ModelJson<'a>>,
@@ -159,6 +166,7 @@ pub fn score_json(m: &ModelResult, config: &ConfigRecord, gt: &str, partial: Opt
             total: total_json(&m.total, &m.total_rates),
             macro_avg: &m.macro_avg,
             missing: &m.missing,
+            detection: m.detection.as_ref(),
         },
     };
     to_pretty(&doc)
@@ -183,6 +191,7 @@ pub fn compare_json(models: &[ModelResult], config: &ConfigRecord, gt: &str, par
                     total: total_json(&m.total, &m.total_rates),
                     macro_avg: &m.macro_avg,
                     missing: &m.missing,
+                    detection: m.detection.as_ref(),
                 })
                 .collect(),
         },
@@ -383,7 +392,153 @@ pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv:
     if many {
         write_text(&dir.join("summary.csv"), &summary_csv(models))?;
     }
+    if models.iter().any(|m| m.detection.is_some()) {
+        write_text(&dir.join("detection.csv"), &detection_csv(models))?;
+        write_text(&dir.join("froc.csv"), &froc_csv(models, many))?;
+        write_text(&dir.join("thresholds.csv"), &thresholds_csv(models, many))?;
+        write_text(&dir.join("candidates.csv"), &candidates_csv(models, many))?;
+    }
     write_text(&dir.join("results.json"), json)
+}
+
+/// A float cell: empty for NaN/∞ (undefined), as JSON's null.
+fn num(v: f64) -> String {
+    if v.is_finite() { v.to_string() } else { String::new() }
+}
+
+fn with_detection(models: &[ModelResult]) -> impl Iterator<Item = (&ModelResult, &DetectionSummary)> {
+    models.iter().filter_map(|m| m.detection.as_ref().map(|d| (m, d)))
+}
+
+/// One row per model: AP, AUROC, ranking score, CPM, sensitivities, best F1 and intervals.
+fn detection_csv(models: &[ModelResult]) -> String {
+    let mut header: Vec<String> = ["model", "cases", "lesions", "ap", "auroc", "ranking_score", "cpm"]
+        .map(String::from)
+        .to_vec();
+    header.extend(
+        crate::prob::froc::CPM_FP_RATES
+            .iter()
+            .map(|x| format!("sensitivity_at_{x}_fp")),
+    );
+    header.extend(
+        [
+            "best_f1",
+            "best_f1_threshold",
+            "best_f1_precision",
+            "best_f1_recall",
+            "ci_level",
+            "ap_low",
+            "ap_high",
+            "auroc_low",
+            "auroc_high",
+            "ranking_score_low",
+            "ranking_score_high",
+            "cpm_low",
+            "cpm_high",
+        ]
+        .map(String::from),
+    );
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows = with_detection(models).map(|(m, d)| {
+        let mut row = vec![
+            m.name.clone(),
+            d.num_cases.to_string(),
+            d.num_lesions.to_string(),
+            num(d.ap),
+            num(d.auroc),
+            num(d.ranking_score),
+            num(d.cpm),
+        ];
+        row.extend(d.sensitivity_at.iter().map(|s| num(s.sensitivity)));
+        match &d.best_f1 {
+            Some(b) => row.extend([num(b.f1), num(b.threshold), num(b.precision), num(b.recall)]),
+            None => row.extend(vec![String::new(); 4]),
+        }
+        match &d.bootstrap {
+            Some(b) => {
+                row.push(num(b.level));
+                for i in [b.ap, b.auroc, b.ranking_score, b.cpm] {
+                    row.extend([num(i.low), num(i.high)]);
+                }
+            }
+            None => row.extend(vec![String::new(); 9]),
+        }
+        row
+    });
+    csv_string(&header, rows)
+}
+
+fn model_cell(header: &mut Vec<&str>, many: bool) {
+    if many {
+        header.insert(0, "model");
+    }
+}
+
+fn froc_csv(models: &[ModelResult], many: bool) -> String {
+    let mut header = vec!["threshold", "tp", "fp", "sensitivity", "fp_per_case"];
+    model_cell(&mut header, many);
+    let rows = with_detection(models).flat_map(|(m, d)| {
+        d.froc.iter().map(move |p| {
+            let mut row = vec![
+                num(p.threshold),
+                num(p.tp),
+                num(p.fp),
+                num(p.sensitivity),
+                num(p.fp_per_case),
+            ];
+            if many {
+                row.insert(0, m.name.clone());
+            }
+            row
+        })
+    });
+    csv_string(&header, rows)
+}
+
+fn thresholds_csv(models: &[ModelResult], many: bool) -> String {
+    let mut header = vec!["threshold", "tp", "fp", "fn", "precision", "recall", "f1"];
+    model_cell(&mut header, many);
+    let rows = with_detection(models).flat_map(|(m, d)| {
+        d.operating_points.iter().map(move |p| {
+            let mut row = vec![
+                num(p.threshold),
+                p.tp.to_string(),
+                p.fp.to_string(),
+                p.fn_.to_string(),
+                num(p.precision),
+                num(p.recall),
+                num(p.f1),
+            ];
+            if many {
+                row.insert(0, m.name.clone());
+            }
+            row
+        })
+    });
+    csv_string(&header, rows)
+}
+
+/// Every entry of every case's lesion list: GT lesions (hit or missed) and false-positive candidates.
+fn candidates_csv(models: &[ModelResult], many: bool) -> String {
+    let mut header = vec!["case", "kind", "confidence", "iou"];
+    model_cell(&mut header, many);
+    let rows = with_detection(models).flat_map(|(m, d)| {
+        d.cases.iter().flat_map(move |c| {
+            c.lesions.iter().map(move |l| {
+                let kind = match (l.lesion, l.confidence > 0.0) {
+                    (true, true) => "tp",
+                    (true, false) => "fn",
+                    (false, _) => "fp",
+                };
+                let mut row = vec![c.case.clone(), kind.to_string(), num(l.confidence), num(l.iou)];
+                if many {
+                    row.insert(0, m.name.clone());
+                }
+                row
+            })
+        })
+    });
+    csv_string(&header, rows)
 }
 
 /// The `label --stats` table: one row per lesion of one labelled volume.

@@ -6,4 +6,4 @@ mod files;
 mod table;
 
 pub use files::{ResultsJson, compare_json, lesion_stats_csv, score_json, write_outputs, write_tables, write_text};
-pub use table::{Format, Table, cases_table, compare_table};
+pub use table::{Format, Table, cases_table, compare_table, detection_table};

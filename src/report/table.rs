@@ -229,6 +229,54 @@ pub fn compare_table(models: &[ModelResult]) -> Table {
     }
 }
 
+/// Detection metrics of a probability-map run: one row per metric, with the
+/// bootstrap interval when there is one.
+pub fn detection_table(d: &crate::prob::summary::DetectionSummary) -> Table {
+    let fin = |v: f64| if v.is_finite() { Some(format!("{v:.4}")) } else { None };
+    let ci = |i: Option<crate::prob::summary::Interval>| match i {
+        Some(i) if i.low.is_finite() && i.high.is_finite() => Some(format!("{:.4} – {:.4}", i.low, i.high)),
+        _ => None,
+    };
+    let b = d.bootstrap.as_ref();
+    let level = b.map_or(String::new(), |b| format!(" {}%", b.level * 100.0));
+    let mut rows = vec![
+        vec![Some("AP".into()), fin(d.ap), ci(b.map(|b| b.ap))],
+        vec![Some("AUROC (case level)".into()), fin(d.auroc), ci(b.map(|b| b.auroc))],
+        vec![
+            Some("Ranking score (AUROC+AP)/2".into()),
+            fin(d.ranking_score),
+            ci(b.map(|b| b.ranking_score)),
+        ],
+        vec![Some("CPM (1/8–8 FP/case)".into()), fin(d.cpm), ci(b.map(|b| b.cpm))],
+    ];
+    for s in &d.sensitivity_at {
+        rows.push(vec![
+            Some(format!("Sensitivity at {} FP/case", s.fp_per_case)),
+            fin(s.sensitivity),
+            None,
+        ]);
+    }
+    if let Some(p) = &d.best_f1 {
+        rows.push(vec![
+            Some(format!(
+                "Best F1 (threshold {:.4}: TP {}, FP {}, FN {})",
+                p.threshold, p.tp, p.fp, p.fn_
+            )),
+            fin(p.f1),
+            None,
+        ]);
+    }
+    Table {
+        header: vec![
+            format!("Detection ({} cases, {} lesions)", d.num_cases, d.num_lesions),
+            "Value".into(),
+            format!("CI{level}"),
+        ],
+        rows,
+        numeric: vec![false, true, true],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
