@@ -418,6 +418,10 @@ impl Figure for Froc<'_> {
                 last = p.sensitivity;
             }
             path.push((FROC_X.1, last));
+            if path.len() > 3 && path[1].0 == FROC_X.0 {
+                // The first point has (almost) no FPs: start the curve at its height, not with a rise at the edge.
+                path.drain(..2);
+            }
             chart
                 .draw_series(LineSeries::new(path, c.stroke_width(s.px(2.0))))?
                 .label(format!("{} (CPM {})", m.name, fmt_metric(d.cpm)))
@@ -470,6 +474,9 @@ impl Figure for PrCurve<'_> {
     }
 }
 
+/// Both axes of the threshold figure run this far above their data, so the legend has a free band on top.
+const HEADROOM: f64 = 1.45;
+
 /// TP and FP counts and F1 against the candidate threshold, for one model.
 pub struct Thresholds<'a> {
     pub series: &'a Series<'a>,
@@ -491,11 +498,11 @@ impl Figure for Thresholds<'_> {
             .unwrap_or(0)
             .max(d.num_lesions as u64)
             .max(1) as f64
-            * 1.1;
+            * HEADROOM;
         let title = format!("TP, FP and F1 vs threshold — {}", self.series.name);
         let mut chart = chart_builder(root, s, &title, true)
             .build_cartesian_2d(0f64..1.0, 0f64..ymax)?
-            .set_secondary_coord(0f64..1.0, 0f64..1.04);
+            .set_secondary_coord(0f64..1.0, 0f64..HEADROOM);
         chart
             .configure_mesh()
             .x_desc("Candidate threshold (confidence ≥ t)")
@@ -509,6 +516,13 @@ impl Figure for Thresholds<'_> {
             .draw()?;
         chart
             .configure_secondary_axes()
+            .y_label_formatter(&|v| {
+                if *v <= 1.0 + 1e-9 {
+                    format!("{v:.1}")
+                } else {
+                    String::new()
+                }
+            })
             .y_desc("F1")
             .label_style(font(s, 14.0))
             .axis_desc_style(font(s, 15.0))
@@ -543,7 +557,7 @@ impl Figure for Thresholds<'_> {
         if let Some(b) = &d.best_f1 {
             chart
                 .draw_secondary_series(DashedLineSeries::new(
-                    vec![(b.threshold, 0.0), (b.threshold, 1.04)],
+                    vec![(b.threshold, 0.0), (b.threshold, 1.0)],
                     s.px(5.0),
                     s.px(4.0),
                     BLACK.mix(0.6).stroke_width(s.px(1.0)),
@@ -551,6 +565,6 @@ impl Figure for Thresholds<'_> {
                 .label(format!("best F1 {:.3} at t = {:.3}", b.f1, b.threshold))
                 .legend(line_legend(RGBColor(110, 110, 110), s));
         }
-        legend(&mut chart, s, SeriesLabelPosition::LowerMiddle)
+        legend(&mut chart, s, SeriesLabelPosition::UpperMiddle)
     }
 }
