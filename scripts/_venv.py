@@ -3,6 +3,11 @@
 `ensure()` creates /work/main/.venv-scripts (i.e. <repo>/.venv-scripts) with the
 pinned packages from scripts/requirements.txt if it is missing or stale, and
 re-executes the calling script inside it.  Call it before importing numpy etc.
+
+A script whose pins conflict with requirements.txt can ask for its own venv:
+`ensure(venv=".venv-panoptica", requirements="requirements-panoptica.txt")`
+(venv relative to the repository root, requirements relative to scripts/).
+The defaults keep the behaviour of the plain `ensure()` call.
 """
 import hashlib
 import os
@@ -17,22 +22,25 @@ REQS = SCRIPTS / "requirements.txt"
 STAMP = VENV / ".requirements.sha256"
 
 
-def _in_venv() -> bool:
+def _in_venv(venv: Path) -> bool:
     try:
-        return Path(sys.prefix).resolve() == VENV.resolve()
+        return Path(sys.prefix).resolve() == venv.resolve()
     except OSError:
         return False
 
 
-def ensure() -> None:
-    py = VENV / "bin" / "python"
-    want = hashlib.sha256(REQS.read_bytes()).hexdigest()
-    have = STAMP.read_text().strip() if STAMP.exists() else ""
+def ensure(venv: str = ".venv-scripts", requirements: str = "requirements.txt") -> None:
+    venv_dir = ROOT / venv
+    reqs = SCRIPTS / requirements
+    stamp = venv_dir / ".requirements.sha256"
+    py = venv_dir / "bin" / "python"
+    want = hashlib.sha256(reqs.read_bytes()).hexdigest()
+    have = stamp.read_text().strip() if stamp.exists() else ""
     if not py.exists() or have != want:
         if not py.exists():
-            subprocess.check_call([sys.executable, "-m", "venv", str(VENV)])
-        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-r", str(REQS)])
-        STAMP.write_text(want + "\n")
-    if not _in_venv():
+            subprocess.check_call([sys.executable, "-m", "venv", str(venv_dir)])
+        subprocess.check_call([str(py), "-m", "pip", "install", "-q", "-r", str(reqs)])
+        stamp.write_text(want + "\n")
+    if not _in_venv(venv_dir):
         script = os.path.abspath(sys.argv[0])
         os.execv(str(py), [str(py), script, *sys.argv[1:]])
