@@ -7,12 +7,15 @@ use crate::dataset::{Case, Missing};
 use crate::error::{Error, Result};
 use crate::io::{self, Geometry};
 use crate::label::{self, Components, Connectivity, Device};
+use crate::matching::graph::{self, Correspondence, CorrespondenceCounts};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
 use crate::metrics::{self, Counts, Macro, Rates};
+use crate::preset::Preset;
 use crate::prob::run::ProbRecord;
 use crate::prob::summary::DetectionSummary;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -21,7 +24,11 @@ use std::time::Instant;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MinSize {
     Voxels(u64),
+    /// Keep lesions of at least this volume.
     Mm3(f64),
+    /// Keep lesions of more than this volume, as Anima does it: at least
+    /// floor(X / voxel volume) + 1 voxels (`>3mm3`).
+    AboveMm3(f64),
 }
 
 impl Default for MinSize {
@@ -37,6 +44,7 @@ impl MinSize {
             MinSize::Voxels(n) => n,
             // voxels·vv ≥ X; the epsilon keeps 3 mm³ at 1 mm³ voxels at 3, not 4.
             MinSize::Mm3(x) => ((x / voxel_volume) - 1e-9).ceil().max(0.0) as u64,
+            MinSize::AboveMm3(x) => (x / voxel_volume).floor().max(0.0) as u64 + 1,
         }
     }
 }
@@ -45,6 +53,13 @@ impl std::str::FromStr for MinSize {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
         let t = s.trim();
+        let (above, t) = match t.strip_prefix('>') {
+            Some(rest) => (true, rest.trim()),
+            None => (false, t),
+        };
+        if above && !t.ends_with("mm3") {
+            return Err(format!("invalid size {s:?}: '>' goes with a volume, e.g. >3mm3"));
+        }
         if let Some(v) = t.strip_suffix("mm3") {
             let x: f64 = v
                 .trim()
@@ -53,7 +68,7 @@ impl std::str::FromStr for MinSize {
             if !x.is_finite() || x < 0.0 {
                 return Err(format!("invalid size {s:?}: must be ≥ 0"));
             }
-            return Ok(MinSize::Mm3(x));
+            return Ok(if above { MinSize::AboveMm3(x) } else { MinSize::Mm3(x) });
         }
         t.parse::<u64>()
             .map(MinSize::Voxels)
@@ -66,6 +81,7 @@ impl std::fmt::Display for MinSize {
         match self {
             MinSize::Voxels(n) => write!(f, "{n}"),
             MinSize::Mm3(x) => write!(f, "{x}mm3"),
+            MinSize::AboveMm3(x) => write!(f, ">{x}mm3"),
         }
     }
 }
@@ -82,6 +98,10 @@ pub struct EvalConfig {
     pub missing: Missing,
     /// Where labelling runs; never changes a count (CPU and GPU labels are identical).
     pub device: Device,
+    /// Unmatched predictions that qualify with some GT lesion are neither TP nor FP (picai).
+    pub ignore_unmatched_overlap: bool,
+    /// The challenge preset the rules came from, for its own per-case numbers.
+    pub preset: Option<Preset>,
 }
 
 impl Default for EvalConfig {
@@ -95,6 +115,8 @@ impl Default for EvalConfig {
             geometry_tolerance: 1e-3,
             missing: Missing::Error,
             device: Device::Cpu,
+            ignore_unmatched_overlap: false,
+            preset: None,
         }
     }
 }
@@ -111,9 +133,18 @@ pub struct ConfigRecord {
     pub min_size_pred: String,
     pub geometry_tolerance_mm: f64,
     pub missing: Missing,
+    /// `--unmatched-overlap ignore` (absent = count them as FP).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub ignore_unmatched_overlap: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<String>,
     /// Probability-map runs only (`score --prob`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prob: Option<ProbRecord>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 impl EvalConfig {
@@ -127,6 +158,8 @@ impl EvalConfig {
             min_size_pred: self.min_size_pred.to_string(),
             geometry_tolerance_mm: self.geometry_tolerance,
             missing: self.missing,
+            ignore_unmatched_overlap: self.ignore_unmatched_overlap,
+            preset: self.preset.map(|p| p.to_string()),
             prob: None,
         }
     }
@@ -172,6 +205,8 @@ pub enum Status {
     TP,
     FP,
     FN,
+    /// An unmatched prediction left out of the counts (`--unmatched-overlap ignore`).
+    Ignored,
 }
 
 /// One lesion of either side.
@@ -188,6 +223,8 @@ pub struct LesionRow {
     pub status: Status,
     pub matched: Vec<u32>,
     pub best_iou: f64,
+    /// Its class in the correspondence graph (one-to-one, split, merge, complex, none).
+    pub correspondence: Correspondence,
 }
 
 /// Results of one case for one model.
@@ -201,6 +238,10 @@ pub struct CaseResult {
     pub lesions: Vec<LesionRow>,
     /// Size and outcome of each GT lesion (written to results.json for the size plots).
     pub gt_lesions: Vec<GtLesion>,
+    /// Components of the correspondence graph by class.
+    pub correspondence: CorrespondenceCounts,
+    /// The preset's own per-case numbers (empty without a preset that has some).
+    pub preset_metrics: BTreeMap<String, Option<f64>>,
 }
 
 /// One GT lesion's volume and whether it was detected.
@@ -222,6 +263,10 @@ pub struct ModelResult {
     pub missing: Vec<String>,
     /// Probability-map runs only: FROC, AP, AUROC and their per-case lesion lists.
     pub detection: Option<DetectionSummary>,
+    /// Correspondence classes summed over cases.
+    pub correspondence: CorrespondenceCounts,
+    /// Mean of each preset metric over the cases where it is defined.
+    pub preset_metrics_mean: BTreeMap<String, Option<f64>>,
 }
 
 /// A labelled, size-filtered mask.
@@ -284,13 +329,26 @@ pub fn score_case(
     let table = OverlapTable::build(&gt.components, &pred.components);
     let m = matching::match_lesions(&table, &config.criterion, config.assignment);
     let (tp, tp_pred) = (m.tp(), m.tp_pred());
+    let graph = graph::correspondence(&table);
+    // Unmatched predictions that qualify with some GT lesion (picai's rule leaves them out).
+    let mut ignored_pred = vec![false; pred.components.lesions.len()];
+    if config.ignore_unmatched_overlap {
+        for &(g, p, inter) in &table.pairs {
+            let score = config.criterion.score(table.gt_size(g), table.pred_size(p), inter);
+            if m.pred_matched[p as usize - 1].is_empty() && config.criterion.qualifies(score, inter) {
+                ignored_pred[p as usize - 1] = true;
+            }
+        }
+    }
+    let ignored = ignored_pred.iter().filter(|&&b| b).count() as u64;
     let counts = Counts {
         gt: gt.components.count() as u64,
         pred: pred.components.count() as u64,
         tp,
-        fp: pred.components.count() as u64 - tp_pred,
+        fp: pred.components.count() as u64 - tp_pred - ignored,
         fn_: gt.components.count() as u64 - tp,
         tp_pred,
+        ignored,
         gt_voxels: gt.components.foreground(),
         pred_voxels: pred.components.foreground(),
         intersection_voxels: table.total_intersection(),
@@ -304,6 +362,7 @@ pub fn score_case(
             &m.gt_matched,
             &m.gt_best_iou,
             Status::FN,
+            &graph.gt,
         ),
         (
             "pred",
@@ -312,9 +371,10 @@ pub fn score_case(
             &m.pred_matched,
             &m.pred_best_iou,
             Status::FP,
+            &graph.pred,
         ),
     ];
-    for (side, comps, geom, matched, best, miss) in sides {
+    for (side, comps, geom, matched, best, miss, classes) in sides {
         for (i, l) in comps.lesions.iter().enumerate() {
             lesions.push(LesionRow {
                 side,
@@ -325,9 +385,16 @@ pub fn score_case(
                 centroid_mm: l.centroid_mm(geom),
                 bbox_min: l.bbox_min,
                 bbox_max: l.bbox_max,
-                status: if matched[i].is_empty() { miss } else { Status::TP },
+                status: if !matched[i].is_empty() {
+                    Status::TP
+                } else if side == "pred" && ignored_pred[i] {
+                    Status::Ignored
+                } else {
+                    miss
+                },
                 matched: matched[i].clone(),
                 best_iou: best[i],
+                correspondence: classes[i],
             });
         }
     }
@@ -339,14 +406,21 @@ pub fn score_case(
             tp: l.status == Status::TP,
         })
         .collect();
+    let mean_iou = m.mean_iou(&table);
+    let preset_metrics = match config.preset {
+        Some(p) => p.case_metrics(&counts, mean_iou, m.mean_dice(&table)),
+        None => BTreeMap::new(),
+    };
     CaseResult {
         case: case.to_string(),
         counts,
         rates: counts.rates(),
-        mean_iou: m.mean_iou(&table),
+        mean_iou,
         missing_prediction,
         lesions,
         gt_lesions,
+        correspondence: graph.counts,
+        preset_metrics,
     }
 }
 
@@ -395,9 +469,24 @@ pub fn evaluate(
 /// floats come out bit-identical to an unsharded run.
 pub fn model_result(name: String, pred: String, cases: Vec<CaseResult>, missing: Vec<String>) -> ModelResult {
     let mut total = Counts::default();
+    let mut correspondence = CorrespondenceCounts::default();
+    // Sum and count of each preset metric where it is defined.
+    let mut preset: BTreeMap<String, (f64, u64)> = BTreeMap::new();
     for c in &cases {
         total += c.counts;
+        correspondence += c.correspondence;
+        for (k, v) in &c.preset_metrics {
+            let e = preset.entry(k.clone()).or_default();
+            if let Some(v) = v {
+                e.0 += v;
+                e.1 += 1;
+            }
+        }
     }
+    let preset_metrics_mean = preset
+        .into_iter()
+        .map(|(k, (sum, n))| (k, (n > 0).then(|| sum / n as f64)))
+        .collect();
     let macro_avg = metrics::macro_average(cases.iter().map(|c| (&c.rates, c.mean_iou)));
     ModelResult {
         name,
@@ -408,6 +497,8 @@ pub fn model_result(name: String, pred: String, cases: Vec<CaseResult>, missing:
         cases,
         missing,
         detection: None,
+        correspondence,
+        preset_metrics_mean,
     }
 }
 
@@ -474,5 +565,10 @@ mod tests {
         assert_eq!(MinSize::Mm3(3.0).min_voxels(1.0), 3);
         assert_eq!(MinSize::Mm3(3.0).min_voxels(0.512), 6); // 5.86 → 6 voxels
         assert_eq!(MinSize::Mm3(0.0).min_voxels(0.5), 0);
+        // Anima: strictly more than 3 mm³.
+        assert_eq!(">3mm3".parse::<MinSize>().unwrap(), MinSize::AboveMm3(3.0));
+        assert_eq!(MinSize::AboveMm3(3.0).min_voxels(1.0), 4);
+        assert_eq!(MinSize::AboveMm3(3.0).min_voxels(0.512), 6);
+        assert!(">3".parse::<MinSize>().is_err());
     }
 }

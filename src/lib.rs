@@ -28,6 +28,7 @@ pub mod label;
 pub mod matching;
 pub mod metrics;
 pub mod plot;
+pub mod preset;
 pub mod prob;
 pub mod report;
 pub mod results;

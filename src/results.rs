@@ -7,10 +7,12 @@
 
 use crate::error::{Error, Result};
 use crate::eval::{CaseResult, ConfigRecord, GtLesion};
+use crate::matching::graph::CorrespondenceCounts;
 use crate::metrics::{Counts, Macro, Rates};
 use crate::prob::summary::DetectionSummary;
 use crate::shard::ShardSpec;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One case as written in results.json.
@@ -28,6 +30,10 @@ pub struct CaseRecord {
     /// Size and outcome of each GT lesion (absent in files of lesioneval ≤ 0.1 without it).
     #[serde(default)]
     pub gt_lesions: Vec<GtLesion>,
+    #[serde(default)]
+    pub correspondence: CorrespondenceCounts,
+    #[serde(default)]
+    pub preset_metrics: BTreeMap<String, Option<f64>>,
 }
 
 impl CaseRecord {
@@ -43,6 +49,8 @@ impl CaseRecord {
             missing_prediction: self.missing_prediction,
             lesions: Vec::new(),
             gt_lesions: self.gt_lesions.clone(),
+            correspondence: self.correspondence,
+            preset_metrics: self.preset_metrics.clone(),
         }
     }
 }

@@ -7,28 +7,46 @@ use lesioneval::dataset::{Missing, Pairing};
 use lesioneval::eval::{EvalConfig, MinSize, ModelResult, Timings};
 use lesioneval::label::{Connectivity, Device};
 use lesioneval::matching::{Assignment, Criterion};
+use lesioneval::preset::Preset;
 use lesioneval::report::{self, Format};
 use lesioneval::shard::{self, Partial, ShardSpec};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
+/// What happens to unmatched predictions that qualify with a GT lesion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UnmatchedOverlap {
+    Fp,
+    Ignore,
+}
+
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Voxel connectivity that joins voxels into one lesion: 6, 18 or 26.
-    #[arg(long, default_value = "26")]
-    pub connectivity: Connectivity,
-    /// When a (GT, predicted) lesion pair qualifies: iou:T, dice:T, coverage:T (fraction of the GT lesion covered) or any.
-    #[arg(long = "match", default_value = "iou:0.1", value_name = "RULE")]
-    pub match_rule: Criterion,
+    /// Every rule of a challenge at once: picai, anima (MSSEG), shifts or panoptica (docs/presets.md). The options
+    /// below override single rules.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<Preset>,
+    /// Voxel connectivity that joins voxels into one lesion: 6, 18 or 26 [default: 26].
+    #[arg(long)]
+    pub connectivity: Option<Connectivity>,
+    /// When a (GT, predicted) pair qualifies: iou:T, dice:T, coverage:T (fraction of the GT lesion covered) or any
+    /// [default: iou:0.1].
+    #[arg(long = "match", value_name = "RULE")]
+    pub match_rule: Option<Criterion>,
     /// Qualify at score > T instead of score ≥ T.
     #[arg(long)]
     pub strict: bool,
-    /// one-to-one (Hungarian on score+1, as picai_eval) or many-to-one (every qualifying prediction counts).
-    #[arg(long, default_value = "one-to-one")]
-    pub assign: Assignment,
-    /// Remove lesions smaller than this on both sides: N voxels or Xmm3 (e.g. 3mm3).
-    #[arg(long, default_value = "0", value_name = "SIZE")]
-    pub min_size: MinSize,
+    /// one-to-one (Hungarian on score+1, as picai_eval), many-to-one (every qualifying pair counts), greedy or
+    /// max-score (panoptica's matchers), anima[:ALPHA,BETA,GAMMA] (MSSEG's detection test) [default: one-to-one].
+    #[arg(long, value_name = "RULE")]
+    pub assign: Option<Assignment>,
+    /// Remove lesions smaller than this on both sides: N voxels, Xmm3 (≥ X) or >Xmm3 (> X, Anima's rule) [default: 0].
+    #[arg(long, value_name = "SIZE")]
+    pub min_size: Option<MinSize>,
+    /// Unmatched predictions that qualify with some GT lesion: fp (count them) or ignore (neither TP nor FP, as
+    /// picai_eval does) [default: fp].
+    #[arg(long, value_name = "fp|ignore")]
+    pub unmatched_overlap: Option<UnmatchedOverlap>,
     /// Override --min-size for ground-truth lesions.
     #[arg(long, value_name = "SIZE")]
     pub min_size_gt: Option<MinSize>,
@@ -81,14 +99,20 @@ impl EvalArgs {
         if !(self.geometry_tolerance >= 0.0 && self.geometry_tolerance.is_finite()) {
             anyhow::bail!("--geometry-tolerance must be a finite number ≥ 0");
         }
-        let mut criterion = self.match_rule;
-        criterion.strict = self.strict;
+        let base = self.preset.map(Preset::rules).unwrap_or_default();
+        let mut criterion = self.match_rule.unwrap_or(base.criterion);
+        criterion.strict |= self.strict;
+        let min_size = self.min_size.unwrap_or(base.min_size);
         Ok(EvalConfig {
-            connectivity: self.connectivity,
+            connectivity: self.connectivity.unwrap_or(base.connectivity),
             criterion,
-            assignment: self.assign,
-            min_size_gt: self.min_size_gt.unwrap_or(self.min_size),
-            min_size_pred: self.min_size_pred.unwrap_or(self.min_size),
+            assignment: self.assign.unwrap_or(base.assignment),
+            min_size_gt: self.min_size_gt.unwrap_or(min_size),
+            min_size_pred: self.min_size_pred.unwrap_or(min_size),
+            ignore_unmatched_overlap: self
+                .unmatched_overlap
+                .map_or(base.ignore_unmatched_overlap, |u| u == UnmatchedOverlap::Ignore),
+            preset: self.preset,
             geometry_tolerance: self.geometry_tolerance,
             missing: self.missing,
             // Resolve once up front: a missing GPU with --device gpu fails before any work.

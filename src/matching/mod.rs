@@ -12,7 +12,14 @@
 //! - `many-to-one`: every qualifying pair counts; a GT lesion is detected if
 //!   any prediction qualifies, and a prediction is a TP if it qualifies with
 //!   any GT lesion.
+//! - `greedy`: pairs by descending score, each lesion at most once (panoptica's
+//!   NaiveThresholdMatching); `max-score`: Hungarian on the score alone,
+//!   maximising the summed score (panoptica's MaxBipartiteMatching).
+//! - `anima`: not a pairing but Anima's per-lesion detection test on each
+//!   side (`anima.rs`).
 
+mod anima;
+pub mod graph;
 mod overlap;
 
 pub use overlap::OverlapTable;
@@ -121,13 +128,27 @@ impl fmt::Display for Criterion {
 }
 
 /// How qualifying pairs become matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum Assignment {
+    /// Hungarian on score + 1: most matches first, then the most overlap (picai_eval).
     #[default]
     OneToOne,
+    /// Every qualifying pair counts, on both sides (Shifts' lesion F1 counts this way).
     ManyToOne,
+    /// Pairs by descending score, each lesion matched at most once (panoptica's NaiveThresholdMatching).
+    Greedy,
+    /// Hungarian maximising the summed score of qualifying pairs (panoptica's MaxBipartiteMatching).
+    MaxScore,
+    /// Anima's (MSSEG) detection test with α, β, γ; see [`anima`].
+    Anima { alpha: f64, beta: f64, gamma: f64 },
 }
+
+/// Anima's defaults (animaSegPerfAnalyzer's command line): α 0.10, β 0.70, γ 0.65.
+pub const ANIMA_DEFAULT: Assignment = Assignment::Anima {
+    alpha: 0.1,
+    beta: 0.7,
+    gamma: 0.65,
+};
 
 impl FromStr for Assignment {
     type Err = String;
@@ -135,17 +156,42 @@ impl FromStr for Assignment {
         match s {
             "one-to-one" => Ok(Assignment::OneToOne),
             "many-to-one" => Ok(Assignment::ManyToOne),
-            _ => Err(format!("assignment must be one-to-one or many-to-one, not {s:?}")),
+            "greedy" => Ok(Assignment::Greedy),
+            "max-score" => Ok(Assignment::MaxScore),
+            "anima" => Ok(ANIMA_DEFAULT),
+            _ => {
+                let Some(params) = s.strip_prefix("anima:") else {
+                    return Err(format!(
+                        "assignment must be one-to-one, many-to-one, greedy, max-score or anima[:ALPHA,BETA,GAMMA], not {s:?}"
+                    ));
+                };
+                let v: Vec<f64> = params
+                    .split(',')
+                    .map(|x| x.trim().parse::<f64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| format!("anima:ALPHA,BETA,GAMMA needs three numbers, not {params:?}"))?;
+                match v[..] {
+                    [alpha, beta, gamma] if [alpha, beta, gamma].iter().all(|x| *x > 0.0 && *x <= 1.0) => {
+                        Ok(Assignment::Anima { alpha, beta, gamma })
+                    }
+                    _ => Err(format!(
+                        "anima:ALPHA,BETA,GAMMA needs three numbers in (0, 1], not {params:?}"
+                    )),
+                }
+            }
         }
     }
 }
 
 impl fmt::Display for Assignment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Assignment::OneToOne => "one-to-one",
-            Assignment::ManyToOne => "many-to-one",
-        })
+        match self {
+            Assignment::OneToOne => f.write_str("one-to-one"),
+            Assignment::ManyToOne => f.write_str("many-to-one"),
+            Assignment::Greedy => f.write_str("greedy"),
+            Assignment::MaxScore => f.write_str("max-score"),
+            Assignment::Anima { alpha, beta, gamma } => write!(f, "anima:{alpha},{beta},{gamma}"),
+        }
     }
 }
 
@@ -173,7 +219,20 @@ impl Matching {
         self.pred_matched.iter().filter(|m| !m.is_empty()).count() as u64
     }
 
-    /// Mean score (under the criterion's measure, IoU for `any`) of matched pairs.
+    /// Mean Dice of matched pairs.
+    pub fn mean_dice(&self, table: &OverlapTable) -> Option<f64> {
+        if self.matches.is_empty() {
+            return None;
+        }
+        let sum: f64 = self
+            .matches
+            .iter()
+            .map(|&(g, p, _)| 2.0 * table.intersection(g, p) as f64 / (table.gt_size(g) + table.pred_size(p)) as f64)
+            .sum();
+        Some(sum / self.matches.len() as f64)
+    }
+
+    /// Mean IoU of matched pairs.
     pub fn mean_iou(&self, table: &OverlapTable) -> Option<f64> {
         if self.matches.is_empty() {
             return None;
@@ -209,7 +268,12 @@ pub fn match_lesions(table: &OverlapTable, criterion: &Criterion, assignment: As
     }
     let matches = match assignment {
         Assignment::ManyToOne => qualifying,
-        Assignment::OneToOne => assign_one_to_one(&qualifying, ng, np),
+        Assignment::OneToOne => assign_one_to_one(&qualifying, ng, np, true),
+        Assignment::MaxScore => assign_one_to_one(&qualifying, ng, np, false),
+        Assignment::Greedy => assign_greedy(qualifying),
+        Assignment::Anima { alpha, beta, gamma } => {
+            return anima::detect(table, alpha, beta, gamma, gt_best_iou, pred_best_iou);
+        }
     };
     let mut gt_matched = vec![Vec::new(); ng];
     let mut pred_matched = vec![Vec::new(); np];
@@ -226,9 +290,31 @@ pub fn match_lesions(table: &OverlapTable, criterion: &Criterion, assignment: As
     }
 }
 
-/// Maximum-weight one-to-one assignment with weights score + 1, solved per
-/// connected component of the qualifying-pair graph.
-fn assign_one_to_one(qualifying: &[(u32, u32, f64)], ng: usize, np: usize) -> Vec<(u32, u32, f64)> {
+/// Pairs in descending score (ties: lower prediction id, then lower GT id),
+/// taken when neither lesion is matched yet.
+fn assign_greedy(mut qualifying: Vec<(u32, u32, f64)>) -> Vec<(u32, u32, f64)> {
+    qualifying.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.1.cmp(&b.1)).then(a.0.cmp(&b.0)));
+    let mut used_g = std::collections::HashSet::new();
+    let mut used_p = std::collections::HashSet::new();
+    let mut out: Vec<(u32, u32, f64)> = qualifying
+        .into_iter()
+        .filter(|&(g, p, _)| {
+            if used_g.contains(&g) || used_p.contains(&p) {
+                return false;
+            }
+            used_g.insert(g);
+            used_p.insert(p);
+            true
+        })
+        .collect();
+    out.sort_by_key(|&(g, p, _)| (g, p));
+    out
+}
+
+/// Maximum-weight one-to-one assignment with weights score + 1 (`plus_one`:
+/// most matches first) or score, solved per connected component of the
+/// qualifying-pair graph.
+fn assign_one_to_one(qualifying: &[(u32, u32, f64)], ng: usize, np: usize, plus_one: bool) -> Vec<(u32, u32, f64)> {
     // Union-find over nodes: GT g → g-1, pred p → ng + p-1.
     let mut parent: Vec<usize> = (0..ng + np).collect();
     fn find(parent: &mut [usize], mut a: usize) -> usize {
@@ -259,13 +345,14 @@ fn assign_one_to_one(qualifying: &[(u32, u32, f64)], ng: usize, np: usize) -> Ve
             out.push(pairs[0]);
             continue;
         }
-        out.extend(hungarian(&pairs));
+        out.extend(hungarian(&pairs, plus_one));
     }
     out.sort_by_key(|&(g, p, _)| (g, p));
     out
 }
 
-fn hungarian(pairs: &[(u32, u32, f64)]) -> Vec<(u32, u32, f64)> {
+fn hungarian(pairs: &[(u32, u32, f64)], plus_one: bool) -> Vec<(u32, u32, f64)> {
+    let offset = if plus_one { 1.0 } else { 0.0 };
     let mut gts: Vec<u32> = pairs.iter().map(|p| p.0).collect();
     let mut preds: Vec<u32> = pairs.iter().map(|p| p.1).collect();
     gts.sort_unstable();
@@ -284,7 +371,8 @@ fn hungarian(pairs: &[(u32, u32, f64)]) -> Vec<(u32, u32, f64)> {
         let gi = gts.binary_search(&g).unwrap_or_default();
         let pi = preds.binary_search(&p).unwrap_or_default();
         let (r, c) = if gt_rows { (gi, pi) } else { (pi, gi) };
-        w[(r, c)] = ((s + 1.0) * WEIGHT_SCALE).round() as i64;
+        // A qualifying pair always weighs more than 0 (scores are > 0 when voxels are shared).
+        w[(r, c)] = (((s + offset) * WEIGHT_SCALE).round() as i64).max(1);
     }
     let (_, assign) = pathfinding::kuhn_munkres::kuhn_munkres(&w);
     let score_of: std::collections::HashMap<(u32, u32), f64> = pairs.iter().map(|&(g, p, s)| ((g, p), s)).collect();

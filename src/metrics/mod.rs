@@ -3,7 +3,7 @@
 //! Definitions (docs/metrics.md has worked examples):
 //! - `tp` = GT lesions detected, `fn` = gt − tp, `fp` = predicted lesions
 //!   matched to nothing, `tp_pred` = predicted lesions matched (= tp in one-to-one);
-//! - precision = tp_pred / pred, recall = tp / gt, both `None` when the
+//! - precision = tp_pred / (pred − ignored), recall = tp / gt, both `None` when the
 //!   denominator is 0;
 //! - F1 = harmonic mean of precision and recall; 1 when both sides are empty,
 //!   0 when exactly one side is empty or both rates are 0;
@@ -21,6 +21,10 @@ pub struct Counts {
     #[serde(rename = "fn")]
     pub fn_: u64,
     pub tp_pred: u64,
+    /// Predictions that are neither TP nor FP: unmatched but qualifying with
+    /// some GT lesion, under `--unmatched-overlap ignore` (picai's default).
+    #[serde(default)]
+    pub ignored: u64,
     pub gt_voxels: u64,
     pub pred_voxels: u64,
     pub intersection_voxels: u64,
@@ -34,6 +38,7 @@ impl std::ops::AddAssign for Counts {
         self.fp += o.fp;
         self.fn_ += o.fn_;
         self.tp_pred += o.tp_pred;
+        self.ignored += o.ignored;
         self.gt_voxels += o.gt_voxels;
         self.pred_voxels += o.pred_voxels;
         self.intersection_voxels += o.intersection_voxels;
@@ -52,7 +57,7 @@ pub struct Rates {
 impl Counts {
     pub fn rates(&self) -> Rates {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
-        let precision = ratio(self.tp_pred, self.pred);
+        let precision = ratio(self.tp_pred, self.pred - self.ignored);
         let recall = ratio(self.tp, self.gt);
         let f1 = match (precision, recall) {
             (Some(p), Some(r)) if p + r > 0.0 => 2.0 * p * r / (p + r),

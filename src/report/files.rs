@@ -5,10 +5,12 @@
 
 use crate::error::{Error, Result};
 use crate::eval::{CaseResult, ConfigRecord, GtLesion, ModelResult};
-use crate::metrics::{Counts, Macro, Rates};
+use crate::matching::graph::CorrespondenceCounts;
+use crate::metrics::Macro;
 use crate::prob::summary::DetectionSummary;
 use crate::shard::{Partial, ShardSpec};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Writes `content` to `path` atomically.
@@ -31,6 +33,7 @@ struct CaseJson<'a> {
     #[serde(rename = "fn")]
     fn_: u64,
     tp_pred: u64,
+    ignored: u64,
     precision: Option<f64>,
     recall: Option<f64>,
     f1: Option<f64>,
@@ -40,6 +43,9 @@ struct CaseJson<'a> {
     pred_voxels: u64,
     intersection_voxels: u64,
     missing_prediction: bool,
+    correspondence: CorrespondenceCounts,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    preset_metrics: &'a BTreeMap<String, Option<f64>>,
     gt_lesions: &'a [GtLesion],
 }
 
@@ -52,6 +58,7 @@ struct TotalJson {
     #[serde(rename = "fn")]
     fn_: u64,
     tp_pred: u64,
+    ignored: u64,
     precision: Option<f64>,
     recall: Option<f64>,
     f1: Option<f64>,
@@ -59,9 +66,11 @@ struct TotalJson {
     gt_voxels: u64,
     pred_voxels: u64,
     intersection_voxels: u64,
+    correspondence: CorrespondenceCounts,
 }
 
-fn total_json(c: &Counts, r: &Rates) -> TotalJson {
+fn total_json(m: &ModelResult) -> TotalJson {
+    let (c, r) = (&m.total, &m.total_rates);
     TotalJson {
         gt: c.gt,
         pred: c.pred,
@@ -69,6 +78,7 @@ fn total_json(c: &Counts, r: &Rates) -> TotalJson {
         fp: c.fp,
         fn_: c.fn_,
         tp_pred: c.tp_pred,
+        ignored: c.ignored,
         precision: r.precision,
         recall: r.recall,
         f1: r.f1,
@@ -76,6 +86,7 @@ fn total_json(c: &Counts, r: &Rates) -> TotalJson {
         gt_voxels: c.gt_voxels,
         pred_voxels: c.pred_voxels,
         intersection_voxels: c.intersection_voxels,
+        correspondence: m.correspondence,
     }
 }
 
@@ -89,6 +100,7 @@ fn case_json(c: &CaseResult) -> CaseJson<'_> {
         fp: k.fp,
         fn_: k.fn_,
         tp_pred: k.tp_pred,
+        ignored: k.ignored,
         precision: r.precision,
         recall: r.recall,
         f1: r.f1,
@@ -98,6 +110,8 @@ fn case_json(c: &CaseResult) -> CaseJson<'_> {
         pred_voxels: k.pred_voxels,
         intersection_voxels: k.intersection_voxels,
         missing_prediction: c.missing_prediction,
+        correspondence: c.correspondence,
+        preset_metrics: &c.preset_metrics,
         gt_lesions: &c.gt_lesions,
     }
 }
@@ -111,6 +125,8 @@ struct ModelJson<'a> {
     #[serde(rename = "macro")]
     macro_avg: &'a Macro,
     missing: &'a [String],
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    preset_metrics_mean: &'a BTreeMap<String, Option<f64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     detection: Option<&'a DetectionSummary>,
 }
@@ -137,10 +153,12 @@ enum Body<'a> {
     Single {
         pred: &'a str,
         cases: Vec<CaseJson<'a>>,
-        total: TotalJson,
+        total: Box<TotalJson>,
         #[serde(rename = "macro")]
         macro_avg: &'a Macro,
         missing: &'a [String],
+        #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+        preset_metrics_mean: &'a BTreeMap<String, Option<f64>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         detection: Option<&'a DetectionSummary>,
     },
@@ -163,9 +181,10 @@ pub fn score_json(m: &ModelResult, config: &ConfigRecord, gt: &str, partial: Opt
         body: Body::Single {
             pred: &m.pred,
             cases: m.cases.iter().map(case_json).collect(),
-            total: total_json(&m.total, &m.total_rates),
+            total: Box::new(total_json(m)),
             macro_avg: &m.macro_avg,
             missing: &m.missing,
+            preset_metrics_mean: &m.preset_metrics_mean,
             detection: m.detection.as_ref(),
         },
     };
@@ -188,9 +207,10 @@ pub fn compare_json(models: &[ModelResult], config: &ConfigRecord, gt: &str, par
                     name: &m.name,
                     pred: &m.pred,
                     cases: m.cases.iter().map(case_json).collect(),
-                    total: total_json(&m.total, &m.total_rates),
+                    total: total_json(m),
                     macro_avg: &m.macro_avg,
                     missing: &m.missing,
+                    preset_metrics_mean: &m.preset_metrics_mean,
                     detection: m.detection.as_ref(),
                 })
                 .collect(),
@@ -228,6 +248,7 @@ fn cases_csv(models: &[ModelResult], with_model: bool) -> String {
         "fp",
         "fn",
         "tp_pred",
+        "ignored",
         "precision",
         "recall",
         "f1",
@@ -237,7 +258,20 @@ fn cases_csv(models: &[ModelResult], with_model: bool) -> String {
         "pred_voxels",
         "intersection_voxels",
         "missing_prediction",
+        "one_to_one",
+        "split",
+        "merge",
+        "complex",
     ];
+    // The preset's own numbers, one column each (the same keys in every case).
+    let preset_keys: Vec<String> = models
+        .first()
+        .and_then(|m| m.cases.first())
+        .map(|c| c.preset_metrics.keys().cloned().collect())
+        .unwrap_or_default();
+    let preset_header: Vec<String> = preset_keys.iter().map(|k| format!("preset_{k}")).collect();
+    header.extend(preset_header.iter().map(String::as_str));
+    let preset_keys = &preset_keys;
     if with_model {
         header.insert(0, "model");
     }
@@ -252,6 +286,7 @@ fn cases_csv(models: &[ModelResult], with_model: bool) -> String {
                 k.fp.to_string(),
                 k.fn_.to_string(),
                 k.tp_pred.to_string(),
+                k.ignored.to_string(),
                 opt(r.precision),
                 opt(r.recall),
                 opt(r.f1),
@@ -261,7 +296,16 @@ fn cases_csv(models: &[ModelResult], with_model: bool) -> String {
                 k.pred_voxels.to_string(),
                 k.intersection_voxels.to_string(),
                 c.missing_prediction.to_string(),
+                c.correspondence.one_to_one.to_string(),
+                c.correspondence.split.to_string(),
+                c.correspondence.merge.to_string(),
+                c.correspondence.complex.to_string(),
             ];
+            row.extend(
+                preset_keys
+                    .iter()
+                    .map(|k| opt(c.preset_metrics.get(k).copied().flatten())),
+            );
             if with_model {
                 row.insert(0, m.name.clone());
             }
@@ -297,7 +341,7 @@ fn position_cells(vox: [f64; 3], mm: [f64; 3], bbox_min: [usize; 3], bbox_max: [
 fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
     let mut header = vec!["case", "side", "id", "voxels", "volume_mm3"];
     header.extend(POSITION_COLUMNS);
-    header.extend(["status", "matched", "best_iou"]);
+    header.extend(["status", "matched", "best_iou", "correspondence"]);
     if with_model {
         header.insert(0, "model");
     }
@@ -315,6 +359,7 @@ fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
                 row.push(format!("{:?}", l.status));
                 row.push(l.matched.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(";"));
                 row.push(l.best_iou.to_string());
+                row.push(l.correspondence.as_str().to_string());
                 if with_model {
                     row.insert(0, m.name.clone());
                 }
@@ -336,6 +381,10 @@ fn summary_csv(models: &[ModelResult]) -> String {
         "gt",
         "pred_lesions",
         "tp_pred",
+        "ignored",
+        "split",
+        "merge",
+        "complex",
         "precision",
         "recall",
         "f1",
@@ -357,6 +406,10 @@ fn summary_csv(models: &[ModelResult]) -> String {
             c.gt.to_string(),
             c.pred.to_string(),
             c.tp_pred.to_string(),
+            c.ignored.to_string(),
+            m.correspondence.split.to_string(),
+            m.correspondence.merge.to_string(),
+            m.correspondence.complex.to_string(),
             opt(r.precision),
             opt(r.recall),
             opt(r.f1),

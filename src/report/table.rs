@@ -2,6 +2,7 @@
 //! (booktabs, for papers).
 
 use crate::eval::ModelResult;
+use crate::matching::graph::CorrespondenceCounts;
 use crate::metrics::{Counts, Rates};
 
 /// Output flavour for tables printed to stdout.
@@ -141,13 +142,17 @@ fn n(v: u64) -> Option<String> {
     Some(v.to_string())
 }
 
-fn count_cells(c: &Counts, r: &Rates) -> Vec<Option<String>> {
+fn count_cells(c: &Counts, r: &Rates, g: &CorrespondenceCounts) -> Vec<Option<String>> {
     vec![
         n(c.gt),
         n(c.pred),
         n(c.tp),
         n(c.fp),
         n(c.fn_),
+        n(g.one_to_one),
+        n(g.split),
+        n(g.merge),
+        n(g.complex),
         f4(r.precision),
         f4(r.recall),
         f4(r.f1),
@@ -157,75 +162,125 @@ fn count_cells(c: &Counts, r: &Rates) -> Vec<Option<String>> {
 
 /// Per-case table for one model, with the micro total and macro mean rows.
 pub fn cases_table(m: &ModelResult) -> Table {
-    let header = [
+    let mut header: Vec<String> = [
         "Case",
         "GT",
         "Pred",
         "TP",
         "FP",
         "FN",
+        "1:1",
+        "Split",
+        "Merge",
+        "Complex",
         "Precision",
         "Recall",
         "F1",
         "Dice",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
+    let preset_keys: Vec<&String> = m.preset_metrics_mean.keys().collect();
+    header.extend(preset_keys.iter().map(|k| preset_column(k)));
     let mut rows = Vec::new();
     for c in &m.cases {
         let mut row = vec![Some(c.case.clone())];
-        row.extend(count_cells(&c.counts, &c.rates));
+        row.extend(count_cells(&c.counts, &c.rates, &c.correspondence));
+        row.extend(
+            preset_keys
+                .iter()
+                .map(|k| f4(c.preset_metrics.get(*k).copied().flatten())),
+        );
         rows.push(row);
     }
     let mut total = vec![Some("total (micro)".to_string())];
-    total.extend(count_cells(&m.total, &m.total_rates));
+    total.extend(count_cells(&m.total, &m.total_rates, &m.correspondence));
+    total.extend(preset_keys.iter().map(|_| None));
     rows.push(total);
     let a = &m.macro_avg;
-    let mut mac = vec![Some("mean (macro)".to_string()), None, None, None, None, None];
+    let mut mac = vec![Some("mean (macro)".to_string())];
+    mac.extend(std::iter::repeat_n(None, 9));
     mac.extend([f4(a.precision), f4(a.recall), f4(a.f1), f4(a.dice)]);
+    mac.extend(preset_keys.iter().map(|k| f4(m.preset_metrics_mean[*k])));
     rows.push(mac);
     Table {
-        header: header.iter().map(|s| s.to_string()).collect(),
-        rows,
         numeric: header.iter().enumerate().map(|(i, _)| i > 0).collect(),
+        header,
+        rows,
     }
+}
+
+/// Column title of a preset metric, e.g. `rq` → `RQ (panoptica)`.
+fn preset_column(key: &str) -> String {
+    let name = match key {
+        "sensl" => "SensL",
+        "ppvl" => "PPVL",
+        "f1" => "F1",
+        "rq" => "RQ",
+        "sq" => "SQ",
+        "sq_dsc" => "SQ-DSC",
+        "pq" => "PQ",
+        "pq_dsc" => "PQ-DSC",
+        other => other,
+    };
+    format!("{name} (preset)")
 }
 
 /// The table researchers put in papers: one row per model, micro totals.
 pub fn compare_table(models: &[ModelResult]) -> Table {
-    let header = [
+    let mut header: Vec<String> = [
         "No.",
         "Model",
         "TP",
         "FP",
         "FN",
         "GT",
+        "Split",
+        "Merge",
         "Precision",
         "Recall",
         "F1",
         "Dice",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
+    // Preset metrics are macro means over cases (the challenges average per case).
+    let preset_keys: Vec<String> = models
+        .first()
+        .map(|m| m.preset_metrics_mean.keys().cloned().collect())
+        .unwrap_or_default();
+    header.extend(preset_keys.iter().map(|k| format!("{} mean", preset_column(k))));
     let rows = models
         .iter()
         .enumerate()
         .map(|(i, m)| {
             let (c, r) = (&m.total, &m.total_rates);
-            vec![
+            let mut row = vec![
                 n(i as u64 + 1),
                 Some(m.name.clone()),
                 n(c.tp),
                 n(c.fp),
                 n(c.fn_),
                 n(c.gt),
+                n(m.correspondence.split),
+                n(m.correspondence.merge),
                 f4(r.precision),
                 f4(r.recall),
                 f4(r.f1),
                 f4(r.dice),
-            ]
+            ];
+            row.extend(
+                preset_keys
+                    .iter()
+                    .map(|k| f4(m.preset_metrics_mean.get(k).copied().flatten())),
+            );
+            row
         })
         .collect();
     Table {
-        header: header.iter().map(|s| s.to_string()).collect(),
-        rows,
         numeric: header.iter().enumerate().map(|(i, _)| i != 1).collect(),
+        header,
+        rows,
     }
 }
 

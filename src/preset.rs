@@ -1,0 +1,168 @@
+//! Challenge presets: every rule of a public evaluation at once, and the
+//! challenge's own per-case numbers. Each rule is also an ordinary option;
+//! docs/presets.md gives each preset's source and the test that checks it.
+//!
+//! | preset | connectivity | pair rule | assignment | minimum size | unmatched overlap |
+//! |---|---|---|---|---|---|
+//! | `picai` | 26 | IoU ≥ 0.1 | one-to-one (Hungarian on IoU + 1) | none | ignored |
+//! | `anima` | 6 | – | Anima's α/β/γ test (0.1, 0.7, 0.65) | > 3 mm³ both sides | FP |
+//! | `shifts` | 6 | IoU ≥ 0.25 | many-to-one (each side counted alone) | none | FP |
+//! | `panoptica` | 26 | IoU ≥ 0.5 | max-score (Hungarian on IoU) | none | FP |
+
+use crate::eval::{EvalConfig, MinSize};
+use crate::label::Connectivity;
+use crate::matching::{ANIMA_DEFAULT, Assignment, Criterion, Measure};
+use crate::metrics::Counts;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// A challenge's rule set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Picai,
+    Anima,
+    Shifts,
+    Panoptica,
+}
+
+impl FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "picai" => Ok(Preset::Picai),
+            "anima" | "msseg" => Ok(Preset::Anima),
+            "shifts" => Ok(Preset::Shifts),
+            "panoptica" => Ok(Preset::Panoptica),
+            "brats2023" => Err("preset brats2023 is not implemented yet (see docs/presets.md)".into()),
+            _ => Err(format!("preset must be picai, anima, shifts or panoptica, not {s:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for Preset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Preset::Picai => "picai",
+            Preset::Anima => "anima",
+            Preset::Shifts => "shifts",
+            Preset::Panoptica => "panoptica",
+        })
+    }
+}
+
+/// The settings a preset stands for; an explicit option overrides each.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    pub connectivity: Connectivity,
+    pub criterion: Criterion,
+    pub assignment: Assignment,
+    pub min_size: MinSize,
+    pub ignore_unmatched_overlap: bool,
+}
+
+impl Default for Rules {
+    /// lesioneval's own defaults (picai's counts, but unmatched overlapping predictions are FP).
+    fn default() -> Self {
+        let c = EvalConfig::default();
+        Rules {
+            connectivity: c.connectivity,
+            criterion: c.criterion,
+            assignment: c.assignment,
+            min_size: MinSize::default(),
+            ignore_unmatched_overlap: false,
+        }
+    }
+}
+
+fn iou(t: f64) -> Criterion {
+    Criterion {
+        measure: Measure::Iou,
+        threshold: t,
+        strict: false,
+    }
+}
+
+impl Preset {
+    pub fn rules(self) -> Rules {
+        match self {
+            Preset::Picai => Rules {
+                ignore_unmatched_overlap: true,
+                ..Rules::default()
+            },
+            Preset::Anima => Rules {
+                connectivity: Connectivity::Six,
+                criterion: Criterion {
+                    measure: Measure::Any,
+                    threshold: 0.0,
+                    strict: false,
+                },
+                assignment: ANIMA_DEFAULT,
+                min_size: MinSize::AboveMm3(3.0),
+                ignore_unmatched_overlap: false,
+            },
+            Preset::Shifts => Rules {
+                connectivity: Connectivity::Six,
+                criterion: iou(0.25),
+                assignment: Assignment::ManyToOne,
+                ..Rules::default()
+            },
+            Preset::Panoptica => Rules {
+                criterion: iou(0.5),
+                assignment: Assignment::MaxScore,
+                ..Rules::default()
+            },
+        }
+    }
+
+    /// The challenge's own per-case numbers, with its conventions for empty
+    /// cases (`None` = the tool's NaN). `mean_iou`/`mean_dice` are over the matched pairs.
+    pub fn case_metrics(
+        self,
+        c: &Counts,
+        mean_iou: Option<f64>,
+        mean_dice: Option<f64>,
+    ) -> BTreeMap<String, Option<f64>> {
+        let mut m = BTreeMap::new();
+        let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
+        match self {
+            Preset::Picai => {}
+            Preset::Anima => {
+                // animaSegPerfAnalyzer: SensL = TP_gt/#GT, PPVL = TP_test/#test, F1 from both; 0/0 is NaN.
+                let sens = ratio(c.tp, c.gt);
+                let ppv = ratio(c.tp_pred, c.pred);
+                let f1 = match (sens, ppv) {
+                    (Some(s), Some(p)) if s + p > 0.0 => Some(2.0 * p * s / (p + s)),
+                    _ => None,
+                };
+                m.insert("sensl".into(), sens);
+                m.insert("ppvl".into(), ppv);
+                m.insert("f1".into(), f1);
+            }
+            Preset::Shifts => {
+                // mswml lesion_f1_score: TP counted on the prediction side; both empty → 1.
+                let (tp, fp, fn_) = (c.tp_pred as f64, c.fp as f64, c.fn_ as f64);
+                let denom = tp + 0.5 * (fp + fn_);
+                m.insert("f1".into(), Some(if denom == 0.0 { 1.0 } else { tp / denom }));
+            }
+            Preset::Panoptica => {
+                // RQ = F1 of instances; SQ = mean IoU (SQ-DSC mean Dice) of matched pairs;
+                // both empty → NaN; no TP otherwise → 0.
+                let (rq, sq, sq_dsc) = if c.gt == 0 && c.pred == 0 {
+                    (None, None, None)
+                } else if c.tp == 0 {
+                    (Some(0.0), Some(0.0), Some(0.0))
+                } else {
+                    let (tp, fp, fn_) = (c.tp as f64, c.fp as f64, c.fn_ as f64);
+                    (Some(tp / (tp + 0.5 * fp + 0.5 * fn_)), mean_iou, mean_dice)
+                };
+                let prod = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a * b);
+                m.insert("rq".into(), rq);
+                m.insert("sq".into(), sq);
+                m.insert("sq_dsc".into(), sq_dsc);
+                m.insert("pq".into(), prod(sq, rq));
+                m.insert("pq_dsc".into(), prod(sq_dsc, rq));
+            }
+        }
+        m
+    }
+}

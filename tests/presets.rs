@@ -1,0 +1,312 @@
+//! Challenge presets: hand-computed rule clauses (anima, shifts, picai's
+//! ignored predictions, correspondence classes) and equality with picai_eval
+//! and panoptica on the committed fixture folders.
+
+mod common;
+
+use assert_cmd::Command;
+use common::RawNifti;
+use serde_json::Value;
+use std::path::Path;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("lesioneval").unwrap();
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    c
+}
+
+const SHAPE: [usize; 3] = [24, 24, 1];
+
+/// A 24×24×1 mask (1 mm voxels) with the given [x0, x1) × [y0, y1) rectangles set.
+fn mask(rects: &[(usize, usize, usize, usize)]) -> Vec<u8> {
+    let mut m = vec![0u8; SHAPE[0] * SHAPE[1]];
+    for &(x0, x1, y0, y1) in rects {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                m[x + SHAPE[0] * y] = 1;
+            }
+        }
+    }
+    m
+}
+
+type Rects = &'static [(usize, usize, usize, usize)];
+
+/// Writes gt/ and pred/ folders with one case per entry.
+fn folders(dir: &Path, cases: &[(&str, Rects, Rects)]) -> (String, String) {
+    let (g, p) = (dir.join("gt"), dir.join("pred"));
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    for (name, gt, pred) in cases {
+        std::fs::write(g.join(format!("{name}.nii")), RawNifti::u8(SHAPE, mask(gt)).bytes()).unwrap();
+        std::fs::write(p.join(format!("{name}.nii")), RawNifti::u8(SHAPE, mask(pred)).bytes()).unwrap();
+    }
+    (g.display().to_string(), p.display().to_string())
+}
+
+fn score(gt: &str, pred: &str, extra: &[&str]) -> Value {
+    let out = bin()
+        .args(["score", "--device", "cpu", "--gt", gt, "--pred", pred, "--json", "-"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn case<'a>(doc: &'a Value, name: &str) -> &'a Value {
+    doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["case"] == name)
+        .unwrap()
+}
+
+/// (tp, fp, fn, tp_pred) of a case.
+fn counts(c: &Value) -> (u64, u64, u64, u64) {
+    let n = |k: &str| c[k].as_u64().unwrap();
+    (n("tp"), n("fp"), n("fn"), n("tp_pred"))
+}
+
+#[test]
+fn anima_rule_clauses() {
+    let d = tempfile::tempdir().unwrap();
+    let (gt, pred) = folders(
+        d.path(),
+        &[
+            // GT 10×10; prediction of 10 voxels inside: coverage 10 % is not > α.
+            ("alpha_10", &[(0, 10, 0, 10)], &[(0, 10, 0, 1)]),
+            // 11 voxels inside: detected. The prediction itself is not: 89 % of the GT lesion
+            // lies outside every prediction (> β).
+            ("alpha_11", &[(0, 10, 0, 10)], &[(0, 10, 0, 1), (0, 1, 1, 2)]),
+            // GT 10×5, prediction 10×10 sharing 40: 60 % of it outside (≤ β) → both detected.
+            ("beta_pass", &[(0, 10, 0, 5)], &[(0, 10, 1, 11)]),
+            // GT 10×5, prediction 5×20 sharing 25: 75 % outside (> β) → GT lesion missed; the
+            // prediction is detected (50 % of the GT lesion is uncovered ≤ β).
+            ("beta_fail", &[(0, 10, 0, 5)], &[(0, 5, 0, 20)]),
+            // Lesions of 3 and 4 voxels (1 mm³ each): only the 4-voxel one is > 3 mm³.
+            ("size", &[(0, 3, 0, 1), (10, 14, 10, 11)], &[]),
+        ],
+    );
+    let doc = score(&gt, &pred, &["--preset", "anima"]);
+    assert_eq!(doc["config"]["preset"], "anima");
+    assert_eq!(doc["config"]["connectivity"], 6);
+    assert_eq!(doc["config"]["assign"], "anima:0.1,0.7,0.65");
+    assert_eq!(doc["config"]["min_size_gt"], ">3mm3");
+    assert_eq!(counts(case(&doc, "alpha_10")), (0, 1, 1, 0));
+    assert_eq!(counts(case(&doc, "alpha_11")), (1, 1, 0, 0));
+    assert_eq!(counts(case(&doc, "beta_pass")), (1, 0, 0, 1));
+    assert_eq!(counts(case(&doc, "beta_fail")), (0, 0, 1, 1));
+    assert_eq!(case(&doc, "size")["gt"], 1);
+    let pm = |name: &str| case(&doc, name)["preset_metrics"].clone();
+    assert_eq!(
+        pm("beta_pass"),
+        serde_json::json!({"f1": 1.0, "ppvl": 1.0, "sensl": 1.0})
+    );
+    assert_eq!(
+        pm("beta_fail"),
+        serde_json::json!({"f1": 0.0, "ppvl": 1.0, "sensl": 0.0})
+    );
+    // Nothing detected: Anima's F1 is NaN (null), not 0.
+    assert_eq!(
+        pm("alpha_10"),
+        serde_json::json!({"f1": null, "ppvl": 0.0, "sensl": 0.0})
+    );
+    // α, β, γ are ordinary options: α = 0.05 detects the 10 % case.
+    let loose = score(&gt, &pred, &["--preset", "anima", "--assign", "anima:0.05,0.7,0.65"]);
+    assert_eq!(counts(case(&loose, "alpha_10")).0, 1);
+}
+
+#[test]
+fn shifts_rule_clauses() {
+    let d = tempfile::tempdir().unwrap();
+    let (gt, pred) = folders(
+        d.path(),
+        &[
+            // GT 11×4 split into two 5×4 predictions (IoU 20/44 = 0.45 each): 2 TP on the prediction side.
+            ("split", &[(0, 11, 0, 4)], &[(0, 5, 0, 4), (6, 11, 0, 4)]),
+            // Two 2×4 predictions (IoU 8/44 = 0.18 < 0.25 each): 2 FP, 1 FN.
+            ("low_iou", &[(0, 11, 0, 4)], &[(0, 2, 0, 4), (9, 11, 0, 4)]),
+            ("both_empty", &[], &[]),
+            ("empty_gt", &[], &[(0, 3, 0, 3)]),
+        ],
+    );
+    let doc = score(&gt, &pred, &["--preset", "shifts"]);
+    let f1 = |name: &str| case(&doc, name)["preset_metrics"]["f1"].as_f64().unwrap();
+    assert_eq!(counts(case(&doc, "split")), (1, 0, 0, 2));
+    assert_eq!(f1("split"), 1.0);
+    assert_eq!(counts(case(&doc, "low_iou")), (0, 2, 1, 0));
+    assert_eq!(f1("low_iou"), 0.0);
+    assert_eq!(f1("both_empty"), 1.0);
+    assert_eq!(f1("empty_gt"), 0.0);
+    assert_eq!(case(&doc, "split")["correspondence"]["split"], 1);
+    assert_eq!(doc["preset_metrics_mean"]["f1"], 0.5);
+    // Shifts' evaluation script: IoU 0.5 — the split halves no longer count.
+    let strict = score(&gt, &pred, &["--preset", "shifts", "--match", "iou:0.5"]);
+    assert_eq!(counts(case(&strict, "split")), (0, 2, 1, 0));
+}
+
+#[test]
+fn picai_preset_leaves_losing_overlapping_predictions_out() {
+    let d = tempfile::tempdir().unwrap();
+    let (gt, pred) = folders(d.path(), &[("split", &[(0, 11, 0, 4)], &[(0, 5, 0, 4), (6, 11, 0, 4)])]);
+    let plain = score(&gt, &pred, &[]);
+    let picai = score(&gt, &pred, &["--preset", "picai"]);
+    assert_eq!(counts(case(&plain, "split")), (1, 1, 0, 1));
+    assert_eq!(counts(case(&picai, "split")), (1, 0, 0, 1));
+    assert_eq!(case(&picai, "split")["ignored"], 1);
+    assert_eq!(case(&picai, "split")["precision"], 1.0);
+    assert_eq!(picai["config"]["ignore_unmatched_overlap"], true);
+    // The option alone does the same; and lesions.csv names the decision.
+    let out = d.path().join("out");
+    bin()
+        .args([
+            "score",
+            "--device",
+            "cpu",
+            "--gt",
+            &gt,
+            "--pred",
+            &pred,
+            "--unmatched-overlap",
+            "ignore",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let lesions = std::fs::read_to_string(out.join("lesions.csv")).unwrap();
+    assert!(
+        lesions
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(",status,matched,best_iou,correspondence")
+    );
+    assert!(lesions.contains(",Ignored,,"), "{lesions}");
+    assert_eq!(
+        lesions.matches(",split").count(),
+        3,
+        "GT lesion and both halves are in a split"
+    );
+}
+
+#[test]
+fn presets_work_with_compare_and_are_refused_when_unknown() {
+    let ex = common::root().join("examples/data");
+    let out = bin()
+        .args([
+            "compare",
+            "--device",
+            "cpu",
+            "--preset",
+            "panoptica",
+            "--json",
+            "-",
+            "--gt",
+        ])
+        .arg(ex.join("labelsTs"))
+        .arg(ex.join("dice_loss"))
+        .arg(ex.join("focal_loss"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["config"]["preset"], "panoptica");
+    assert_eq!(doc["config"]["assign"], "max-score");
+    for m in doc["models"].as_array().unwrap() {
+        let rq = m["preset_metrics_mean"]["rq"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&rq));
+    }
+    let o = bin()
+        .args(["score", "--gt", "a", "--pred", "b", "--preset", "brats2023"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not implemented yet"));
+}
+
+/// Expected value from the crosscheck files: a number, or "nan" (= our null).
+fn expected_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::String(s) if s == "nan" => None,
+        _ => Some(v.as_f64().unwrap()),
+    }
+}
+
+fn suite_dirs(doc: &Value) -> Vec<(String, String, String)> {
+    doc["suite_dirs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(suite, dir)| {
+            let d = common::root().join(dir.as_str().unwrap());
+            (
+                suite.clone(),
+                d.join("gt").display().to_string(),
+                d.join("pred").display().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn picai_preset_equals_picai_eval() {
+    let path = common::fixtures().join("picai/expected_crosscheck.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut checked = 0;
+    for (run, flags) in [
+        ("allow_unmatched=True", &["--preset", "picai"][..]),
+        ("allow_unmatched=False", &[][..]),
+    ] {
+        for (suite, gt, pred) in suite_dirs(&doc) {
+            let ours = score(&gt, &pred, flags);
+            let want = doc["runs"][run][&suite].as_object().unwrap();
+            assert_eq!(ours["cases"].as_array().unwrap().len(), want.len(), "{run} {suite}");
+            for (name, w) in want {
+                let c = case(&ours, name);
+                for k in ["gt", "pred", "tp", "fp", "fn", "ignored"] {
+                    assert_eq!(c[k], w[k], "{run} {suite}/{name}: {k}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 90, "{checked} cases checked");
+}
+
+#[test]
+fn panoptica_preset_equals_panoptica() {
+    let path = common::fixtures().join("panoptica/expected.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut checked = 0;
+    for (matcher, flags) in [
+        ("max-bipartite", &["--preset", "panoptica"][..]),
+        ("greedy", &["--preset", "panoptica", "--assign", "greedy"][..]),
+    ] {
+        for (suite, gt, pred) in suite_dirs(&doc) {
+            let ours = score(&gt, &pred, flags);
+            for (name, results) in doc["suites"][&suite].as_object().unwrap() {
+                let (c, w) = (case(&ours, name), &results[matcher]);
+                assert_eq!(c["gt"], w["num_ref_instances"], "{matcher} {suite}/{name}");
+                assert_eq!(c["pred"], w["num_pred_instances"], "{matcher} {suite}/{name}");
+                for k in ["tp", "fp", "fn"] {
+                    assert_eq!(c[k], w[k], "{matcher} {suite}/{name}: {k}");
+                }
+                for k in ["rq", "sq", "sq_dsc", "pq", "pq_dsc"] {
+                    let got = c["preset_metrics"][k].as_f64();
+                    let want = expected_f64(&w[k]);
+                    let same = match (got, want) {
+                        (Some(a), Some(b)) => (a - b).abs() <= 1e-12,
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    assert!(same, "{matcher} {suite}/{name} {k}: got {got:?}, want {want:?}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 70, "{checked} cases checked");
+}
