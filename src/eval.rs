@@ -86,6 +86,51 @@ impl std::fmt::Display for MinSize {
     }
 }
 
+/// Label values evaluated together as one foreground (`--labels 1,2`, `--region WT=1,2,3`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub name: String,
+    pub labels: Vec<u32>,
+}
+
+impl std::str::FromStr for Region {
+    type Err = String;
+    /// `NAME=1,2,3`.
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let (name, list) = s
+            .split_once('=')
+            .ok_or_else(|| format!("region must be NAME=L1,L2,… (e.g. WT=1,2,3), not {s:?}"))?;
+        let name = name.trim();
+        if name.is_empty() || name.contains([':', ',', '/']) {
+            return Err(format!(
+                "region name {name:?} must be non-empty without ':', ',' or '/'"
+            ));
+        }
+        Ok(Region {
+            name: name.to_string(),
+            labels: parse_labels(list)?,
+        })
+    }
+}
+
+/// `1,2,3` → [1, 2, 3] (sorted, no duplicates, no 0: 0 is background).
+pub fn parse_labels(list: &str) -> std::result::Result<Vec<u32>, String> {
+    let mut labels = list
+        .split(',')
+        .map(|v| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("label {v:?} is not a whole number ≥ 1"))
+        })
+        .collect::<std::result::Result<Vec<u32>, String>>()?;
+    if labels.contains(&0) {
+        return Err("label 0 is background and cannot be evaluated".into());
+    }
+    labels.sort_unstable();
+    labels.dedup();
+    Ok(labels)
+}
+
 /// Every setting that changes a count.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalConfig {
@@ -102,6 +147,8 @@ pub struct EvalConfig {
     pub ignore_unmatched_overlap: bool,
     /// The challenge preset the rules came from, for its own per-case numbers.
     pub preset: Option<Preset>,
+    /// Label regions scored separately (empty: every non-zero voxel is foreground).
+    pub regions: Vec<Region>,
 }
 
 impl Default for EvalConfig {
@@ -117,6 +164,7 @@ impl Default for EvalConfig {
             device: Device::Cpu,
             ignore_unmatched_overlap: false,
             preset: None,
+            regions: Vec::new(),
         }
     }
 }
@@ -138,6 +186,8 @@ pub struct ConfigRecord {
     pub ignore_unmatched_overlap: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<Region>,
     /// Probability-map runs only (`score --prob`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prob: Option<ProbRecord>,
@@ -160,6 +210,7 @@ impl EvalConfig {
             missing: self.missing,
             ignore_unmatched_overlap: self.ignore_unmatched_overlap,
             preset: self.preset.map(|p| p.to_string()),
+            regions: self.regions.clone(),
             prob: None,
         }
     }
@@ -267,6 +318,8 @@ pub struct ModelResult {
     pub correspondence: CorrespondenceCounts,
     /// Mean of each preset metric over the cases where it is defined.
     pub preset_metrics_mean: BTreeMap<String, Option<f64>>,
+    /// The label region these results are for (multi-class runs).
+    pub region: Option<Region>,
 }
 
 /// A labelled, size-filtered mask.
@@ -444,22 +497,32 @@ pub fn evaluate(
             out
         })
         .collect();
-    let mut by_model: Vec<Vec<CaseResult>> = vec![Vec::with_capacity(cases.len()); names.len()];
+    // One result per (region, model), region-major: all models of the first region, then the next.
+    let regions: Vec<Option<&Region>> = if config.regions.is_empty() {
+        vec![None]
+    } else {
+        config.regions.iter().map(Some).collect()
+    };
+    let slots = regions.len() * names.len();
+    let mut by_slot: Vec<Vec<CaseResult>> = vec![Vec::with_capacity(cases.len()); slots];
     for res in per_case {
-        for (m, r) in res?.into_iter().enumerate() {
-            by_model[m].push(r);
+        for (k, r) in res?.into_iter().enumerate() {
+            by_slot[k].push(r);
         }
     }
-    Ok(by_model
+    Ok(by_slot
         .into_iter()
         .enumerate()
-        .map(|(m, cases)| {
-            model_result(
+        .map(|(k, cases)| {
+            let (r, m) = (k / names.len(), k % names.len());
+            let mut res = model_result(
                 names[m].clone(),
                 pred_paths[m].clone(),
                 cases,
                 missing.get(m).cloned().unwrap_or_default(),
-            )
+            );
+            res.region = regions[r].cloned();
+            res
         })
         .collect())
 }
@@ -499,6 +562,7 @@ pub fn model_result(name: String, pred: String, cases: Vec<CaseResult>, missing:
         detection: None,
         correspondence,
         preset_metrics_mean,
+        region: None,
     }
 }
 
@@ -515,41 +579,77 @@ pub(crate) fn same_grid(gt_path: &Path, gt: &Geometry, path: &Path, other: &Geom
 }
 
 fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<Vec<CaseResult>> {
-    let gt_vol = Timings::time(&timings.read, || io::read_mask(&case.gt))?;
-    let gt = label_volume(
-        &gt_vol.data,
-        &gt_vol.geometry,
-        config.connectivity,
-        config.min_size_gt,
-        config.device,
-        timings,
-    )?;
-    drop(gt_vol);
-    let mut out = Vec::with_capacity(case.preds.len());
+    let gt_masks = Timings::time(&timings.read, || read_region_masks(&case.gt, &config.regions))?;
+    let mut gts = Vec::with_capacity(gt_masks.len());
+    for (data, geometry) in &gt_masks {
+        gts.push(label_volume(
+            data,
+            geometry,
+            config.connectivity,
+            config.min_size_gt,
+            config.device,
+            timings,
+        )?);
+    }
+    let geometry = gt_masks[0].1.clone();
+    drop(gt_masks);
+    // preds[m][r]: model m's labelled mask of region r (None = scored as empty).
+    let mut preds: Vec<Option<Vec<Labelled>>> = Vec::with_capacity(case.preds.len());
     for pred_path in &case.preds {
-        let (pred, missing) = match pred_path {
+        preds.push(match pred_path {
             Some(p) => {
-                let vol = Timings::time(&timings.read, || io::read_mask(p))?;
-                same_grid(&case.gt, &gt.geometry, p, &vol.geometry, config.geometry_tolerance)?;
-                (
-                    label_volume(
-                        &vol.data,
-                        &vol.geometry,
+                let masks = Timings::time(&timings.read, || read_region_masks(p, &config.regions))?;
+                same_grid(&case.gt, &geometry, p, &masks[0].1, config.geometry_tolerance)?;
+                let mut labelled = Vec::with_capacity(masks.len());
+                for (data, g) in &masks {
+                    labelled.push(label_volume(
+                        data,
+                        g,
                         config.connectivity,
                         config.min_size_pred,
                         config.device,
                         timings,
-                    )?,
-                    false,
-                )
+                    )?);
+                }
+                Some(labelled)
             }
-            None => (Labelled::empty(&gt.geometry), true),
-        };
-        out.push(Timings::time(&timings.matching, || {
-            score_case(&case.id, &gt, &pred, config, missing)
-        }));
+            None => None,
+        });
+    }
+    let empty = Labelled::empty(&geometry);
+    let mut out = Vec::with_capacity(gts.len() * preds.len());
+    for (r, gt) in gts.iter().enumerate() {
+        for pred in &preds {
+            let (p, missing) = match pred {
+                Some(v) => (&v[r], false),
+                None => (&empty, true),
+            };
+            out.push(Timings::time(&timings.matching, || {
+                score_case(&case.id, gt, p, config, missing)
+            }));
+        }
     }
     Ok(out)
+}
+
+/// The binary masks of a file: one per region, or one of every non-zero voxel without regions.
+pub(crate) fn read_region_masks(path: &Path, regions: &[Region]) -> Result<Vec<(Vec<u8>, Geometry)>> {
+    if regions.is_empty() {
+        let v = io::read_mask(path)?;
+        return Ok(vec![(v.data, v.geometry)]);
+    }
+    let v = io::read_labels(path)?;
+    Ok(regions
+        .iter()
+        .map(|r| {
+            let data = v
+                .data
+                .iter()
+                .map(|l| u8::from(r.labels.binary_search(l).is_ok()))
+                .collect();
+            (data, v.geometry.clone())
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub struct ModelRecord {
     #[serde(default)]
     pub name: Option<String>,
     pub pred: String,
+    /// Multi-class runs: the label region of this entry.
+    #[serde(default)]
+    pub region: Option<String>,
     pub cases: Vec<CaseRecord>,
     pub total: TotalRecord,
     #[serde(rename = "macro")]
@@ -172,13 +175,24 @@ pub fn parse(text: &str, path: &Path) -> Result<ResultsFile> {
     })
 }
 
+impl ModelRecord {
+    /// Name (or prediction path) and, in multi-class runs, `:region`.
+    pub fn label(&self) -> String {
+        let base = self.name.clone().unwrap_or_else(|| self.pred.clone());
+        match &self.region {
+            Some(r) => format!("{base}:{r}"),
+            None => base,
+        }
+    }
+}
+
 impl ResultsFile {
     /// The model to work on: `name` if given (in `compare` output), else the only one there is.
     pub fn model(&self, name: Option<&str>) -> Result<&ModelRecord> {
         let names = || {
             self.models
                 .iter()
-                .map(|m| m.name.clone().unwrap_or_else(|| m.pred.clone()))
+                .map(ModelRecord::label)
                 .collect::<Vec<_>>()
                 .join(", ")
         };
@@ -188,7 +202,7 @@ impl ResultsFile {
             Some(n) => self
                 .models
                 .iter()
-                .find(|m| m.name.as_deref() == Some(n) || m.pred == n)
+                .find(|m| m.label() == n || (m.region.is_none() && (m.name.as_deref() == Some(n) || m.pred == n)))
                 .ok_or_else(|| Error::input(&self.path, format!("no model named {n:?} (models: {})", names()))),
             None if self.models.len() == 1 => Ok(&self.models[0]),
             None => Err(Error::input(

@@ -184,7 +184,7 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
             )));
         }
         for (a, b) in first.models.iter().zip(&p.models) {
-            if a.name != b.name || a.pred != b.pred {
+            if a.name != b.name || a.pred != b.pred || a.region != b.region {
                 return Err(versus("model", &a.pred, &b.pred));
             }
         }
@@ -263,6 +263,10 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
         let rec = &first.models[m];
         let name = rec.name.clone().unwrap_or_else(|| rec.pred.clone());
         let mut model = crate::eval::model_result(name, rec.pred.clone(), cases, missing);
+        model.region = rec
+            .region
+            .as_ref()
+            .and_then(|r| first.config.regions.iter().find(|c| &c.name == r).cloned());
         model.detection = merge_detection(parts, m, case_ids, &first.config)?;
         models.push(model);
     }
@@ -343,7 +347,11 @@ pub fn merge_lesions_csv(merged: &Merged, parts: &[(PathBuf, String)]) -> Result
     w.write_record(&header).map_err(write_err)?;
     for m in &merged.models {
         for c in &m.cases {
-            let model = if many { m.name.clone() } else { String::new() };
+            let model = if many {
+                crate::report::model_label(m)
+            } else {
+                String::new()
+            };
             for rec in rows.remove(&(model, c.case.clone())).unwrap_or_default() {
                 w.write_record(&rec).map_err(write_err)?;
             }

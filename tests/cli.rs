@@ -319,7 +319,10 @@ fn formats_and_timings() {
         .arg(sct.join("pred"))
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("Case,GT,Pred,TP,FP,FN,1:1,Split,Merge,Complex,Precision,Recall,F1,Dice\n"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("Case,GT,Pred,TP,FP,FN,1:1,Split,Merge,Complex,Precision,Recall,F1,Dice\n")
+    );
 }
 
 #[test]
@@ -448,7 +451,9 @@ fn readme_example_table() {
     for row in s.lines().skip(2) {
         assert!(readme.contains(row), "README table is stale; row: {row}");
     }
-    assert!(s.contains("|   2 | focal_loss   |  67 |  73 |   8 |  75 |     2 |     0 |    0.4786 | 0.8933 | 0.6233 | 0.8651 |"));
+    assert!(s.contains(
+        "|   2 | focal_loss   |  67 |  73 |   8 |  75 |     2 |     0 |    0.4786 | 0.8933 | 0.6233 | 0.8651 |"
+    ));
 }
 
 #[test]

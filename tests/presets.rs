@@ -310,3 +310,110 @@ fn panoptica_preset_equals_panoptica() {
     }
     assert!(checked >= 70, "{checked} cases checked");
 }
+
+#[test]
+fn labels_are_scored_separately_as_panoptica_does_per_label() {
+    let path = common::fixtures().join("panoptica/expected.json");
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let per_label = doc["suites"]["spine"]["spine"]["per_label"].as_object().unwrap();
+    let mut labels: Vec<u32> = per_label.keys().map(|k| k.parse().unwrap()).collect();
+    labels.sort_unstable();
+    let list = labels.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let dir = common::fixtures().join("panoptica/spine");
+    let (gt, pred) = (
+        dir.join("gt").display().to_string(),
+        dir.join("pred").display().to_string(),
+    );
+    let ours = score(&gt, &pred, &["--preset", "panoptica", "--labels", &list]);
+    let models = ours["models"].as_array().unwrap();
+    assert_eq!(models.len(), labels.len(), "one result per label, in label order");
+    for (m, l) in models.iter().zip(&labels) {
+        assert_eq!(m["region"], l.to_string());
+        assert_eq!(m["labels"], serde_json::json!([l]));
+        let (c, w) = (&m["cases"][0], &per_label[&l.to_string()]["max-bipartite"]);
+        for k in ["tp", "fp", "fn"] {
+            assert_eq!(c[k], w[k], "label {l}: {k}");
+        }
+        assert_eq!(c["gt"], w["num_ref_instances"], "label {l}");
+        for k in ["rq", "sq", "pq"] {
+            let (got, want) = (c["preset_metrics"][k].as_f64(), expected_f64(&w[k]));
+            assert!(
+                match (got, want) {
+                    (Some(a), Some(b)) => (a - b).abs() <= 1e-12,
+                    (None, None) => true,
+                    _ => false,
+                },
+                "label {l} {k}: {got:?} vs {want:?}"
+            );
+        }
+    }
+    assert_eq!(ours["config"]["regions"].as_array().unwrap().len(), labels.len());
+}
+
+#[test]
+fn regions_union_their_labels() {
+    // A label map with labels 1 (left square) and 2 (right square, touching 1) and 3 (far away).
+    let d = tempfile::tempdir().unwrap();
+    let (g, p) = (d.path().join("gt"), d.path().join("pred"));
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    let mut labels = vec![0u8; SHAPE[0] * SHAPE[1]];
+    for y in 0..4 {
+        for x in 0..4 {
+            labels[x + SHAPE[0] * y] = 1;
+            labels[x + 4 + SHAPE[0] * y] = 2;
+            labels[x + 16 + SHAPE[0] * (y + 16)] = 3;
+        }
+    }
+    std::fs::write(g.join("a.nii"), RawNifti::u8(SHAPE, labels.clone()).bytes()).unwrap();
+    // The prediction misses label 3 and calls the whole left block label 1.
+    let pred: Vec<u8> = labels
+        .iter()
+        .map(|&l| {
+            if l == 3 {
+                0
+            } else if l > 0 {
+                1
+            } else {
+                0
+            }
+        })
+        .collect();
+    std::fs::write(p.join("a.nii"), RawNifti::u8(SHAPE, pred).bytes()).unwrap();
+    let (gt, pr) = (g.display().to_string(), p.display().to_string());
+    let doc = score(
+        &gt,
+        &pr,
+        &["--region", "WT=1,2,3", "--region", "TC=1,3", "--labels", "2"],
+    );
+    let by_region: Vec<(String, (u64, u64, u64, u64))> = doc["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["region"].as_str().unwrap().to_string(), counts(&m["cases"][0])))
+        .collect();
+    assert_eq!(
+        by_region,
+        vec![
+            // --labels come first: label 2 alone is not predicted.
+            ("2".into(), (0, 0, 1, 0)),
+            // WT: the 8×4 block matches, label 3 is missed.
+            ("WT".into(), (1, 0, 1, 1)),
+            // TC: GT label 1 (4×4) vs the predicted 8×4 block (IoU 0.5) and label 3 missed.
+            ("TC".into(), (1, 0, 1, 1)),
+        ]
+    );
+    // A region name twice, or label 0, is refused.
+    let o = bin()
+        .args([
+            "score", "--gt", &gt, "--pred", &pr, "--region", "A=1", "--region", "A=2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = bin()
+        .args(["score", "--gt", &gt, "--pred", &pr, "--labels", "0,1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -97,6 +97,18 @@ fn probability_run_shards_merge_byte_identical() {
 }
 
 #[test]
+fn region_runs_merge_byte_identical() {
+    // Two models × two regions: four entries whose CSV rows are keyed by `model:region`.
+    let syn = fixtures().join("picai/synthetic");
+    let (g, p) = (syn.join("gt"), syn.join("pred"));
+    let (g, p) = (g.to_str().unwrap(), p.to_str().unwrap());
+    let args = [
+        "compare", "--gt", g, p, p, "--name", "a", "--name", "b", "--labels", "1", "--region", "all=1,2",
+    ];
+    assert_shards_merge_exactly(&args, 3, &["results.json", "cases.csv", "lesions.csv", "summary.csv"]);
+}
+
+#[test]
 fn compare_with_an_empty_shard_merges_byte_identical() {
     // 3 cases over 3 shards: FNV-1a puts two in shard 0 and none in shard 2.
     let data = root().join("examples/data");

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use lesioneval::dataset::{Missing, Pairing};
-use lesioneval::eval::{EvalConfig, MinSize, ModelResult, Timings};
+use lesioneval::eval::{EvalConfig, MinSize, ModelResult, Region, Timings, parse_labels};
 use lesioneval::label::{Connectivity, Device};
 use lesioneval::matching::{Assignment, Criterion};
 use lesioneval::preset::Preset;
@@ -47,6 +47,12 @@ pub struct EvalArgs {
     /// picai_eval does) [default: fp].
     #[arg(long, value_name = "fp|ignore")]
     pub unmatched_overlap: Option<UnmatchedOverlap>,
+    /// Label maps: score each of these label values separately (e.g. 1,2,3).
+    #[arg(long, value_name = "L1,L2,…")]
+    pub labels: Option<String>,
+    /// Label maps: score the union of these labels as one region named NAME (repeatable, e.g. --region WT=1,2,3).
+    #[arg(long = "region", value_name = "NAME=L1,L2,…")]
+    pub regions: Vec<Region>,
     /// Override --min-size for ground-truth lesions.
     #[arg(long, value_name = "SIZE")]
     pub min_size_gt: Option<MinSize>,
@@ -113,11 +119,32 @@ impl EvalArgs {
                 .unmatched_overlap
                 .map_or(base.ignore_unmatched_overlap, |u| u == UnmatchedOverlap::Ignore),
             preset: self.preset,
+            regions: self.regions()?,
             geometry_tolerance: self.geometry_tolerance,
             missing: self.missing,
             // Resolve once up front: a missing GPU with --device gpu fails before any work.
             device: self.device.resolve()?,
         })
+    }
+
+    /// `--labels` (one region per label, named by its value) then `--region`s, in the order given.
+    pub fn regions(&self) -> Result<Vec<Region>> {
+        let mut out: Vec<Region> = Vec::new();
+        if let Some(list) = &self.labels {
+            for l in parse_labels(list).map_err(|e| anyhow::anyhow!("--labels: {e}"))? {
+                out.push(Region {
+                    name: l.to_string(),
+                    labels: vec![l],
+                });
+            }
+        }
+        out.extend(self.regions.iter().cloned());
+        for (i, r) in out.iter().enumerate() {
+            if out[..i].iter().any(|o| o.name == r.name) {
+                anyhow::bail!("region {:?} is given twice", r.name);
+            }
+        }
+        Ok(out)
     }
 
     /// Keeps this run's shard of the cases (all of them without --shard).

@@ -32,7 +32,7 @@ enum Command {
     /// Score one model: per-case and total lesion counts (TP/FP/FN/GT) and rates.
     Score(Box<score::ScoreArgs>),
     /// Score several models against one ground truth: one row per model.
-    Compare(compare::CompareArgs),
+    Compare(Box<compare::CompareArgs>),
     /// Label the connected components (lesions) of one mask and report their statistics.
     Label(label::LabelArgs),
     /// CI gate: compare results.json with a baseline; exit 0 pass, 1 regression, 2 cannot compare.
@@ -48,7 +48,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Score(a) => score::run(*a),
-        Command::Compare(a) => compare::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Compare(a) => compare::run(*a).map(|()| ExitCode::SUCCESS),
         Command::Label(a) => label::run(a).map(|()| ExitCode::SUCCESS),
         Command::Check(a) => check::run(a),
         Command::Merge(a) => merge::run(a).map(|()| ExitCode::SUCCESS),

@@ -73,6 +73,9 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
     let missing = pairing.missing.first().cloned().unwrap_or_default();
     let (pairing, partial) = a.eval.apply_shard(pairing);
     let pred_name = inputs[0].0.display().to_string();
+    if a.prob.prob.is_some() && !config.regions.is_empty() {
+        bail!("--prob with --labels/--region is not supported: probability maps are scored as one foreground");
+    }
     let (models, timings, record) = match &a.prob.prob {
         None => {
             let (models, timings) = evaluate_with_progress(
@@ -104,8 +107,19 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
         }
     };
     let m = &models[0];
-    let json = report::score_json(m, &record, &a.gt.display().to_string(), partial.as_ref());
-    let mut table = a.eval.render(&report::cases_table(m));
+    let gt_name = a.gt.display().to_string();
+    // With label regions there is one result per region: written like compare's, one entry each.
+    let (json, mut table) = if config.regions.is_empty() {
+        (
+            report::score_json(m, &record, &gt_name, partial.as_ref()),
+            a.eval.render(&report::cases_table(m)),
+        )
+    } else {
+        (
+            report::compare_json(&models, &record, &gt_name, partial.as_ref()),
+            a.eval.render(&report::region_cases_table(&models)),
+        )
+    };
     if let Some(d) = &m.detection {
         table.push('\n');
         table.push_str(&a.eval.render(&report::detection_table(d)));

@@ -143,12 +143,15 @@ pub fn series(files: &[ResultsFile]) -> Vec<Series<'_>> {
     let mut out: Vec<Series> = Vec::new();
     for f in files {
         for m in &f.models {
-            let base = m.name.clone().unwrap_or_else(|| {
+            let mut base = m.name.clone().unwrap_or_else(|| {
                 let p = Path::new(&m.pred);
                 p.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| m.pred.clone())
             });
+            if let Some(r) = &m.region {
+                base = format!("{base} [{r}]");
+            }
             let mut name = base.clone();
             let mut k = 2;
             while out.iter().any(|s| s.name == name) {

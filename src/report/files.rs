@@ -120,6 +120,11 @@ fn case_json(c: &CaseResult) -> CaseJson<'_> {
 struct ModelJson<'a> {
     name: &'a str,
     pred: &'a str,
+    /// Multi-class runs: the label region, and its label values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<&'a [u32]>,
     cases: Vec<CaseJson<'a>>,
     total: TotalJson,
     #[serde(rename = "macro")]
@@ -206,6 +211,8 @@ pub fn compare_json(models: &[ModelResult], config: &ConfigRecord, gt: &str, par
                 .map(|m| ModelJson {
                     name: &m.name,
                     pred: &m.pred,
+                    region: m.region.as_ref().map(|r| r.name.as_str()),
+                    labels: m.region.as_ref().map(|r| r.labels.as_slice()),
                     cases: m.cases.iter().map(case_json).collect(),
                     total: total_json(m),
                     macro_avg: &m.macro_avg,
@@ -307,7 +314,7 @@ fn cases_csv(models: &[ModelResult], with_model: bool) -> String {
                     .map(|k| opt(c.preset_metrics.get(k).copied().flatten())),
             );
             if with_model {
-                row.insert(0, m.name.clone());
+                row.insert(0, model_label(m));
             }
             row
         })
@@ -361,7 +368,7 @@ fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
                 row.push(l.best_iou.to_string());
                 row.push(l.correspondence.as_str().to_string());
                 if with_model {
-                    row.insert(0, m.name.clone());
+                    row.insert(0, model_label(m));
                 }
                 row
             })
@@ -398,7 +405,7 @@ fn summary_csv(models: &[ModelResult]) -> String {
         let (c, r, a) = (&m.total, &m.total_rates, &m.macro_avg);
         vec![
             (i + 1).to_string(),
-            m.name.clone(),
+            model_label(m),
             m.pred.clone(),
             c.tp.to_string(),
             c.fp.to_string(),
@@ -494,7 +501,7 @@ fn detection_csv(models: &[ModelResult]) -> String {
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
     let rows = with_detection(models).map(|(m, d)| {
         let mut row = vec![
-            m.name.clone(),
+            model_label(m),
             d.num_cases.to_string(),
             d.num_lesions.to_string(),
             num(d.ap),
@@ -540,7 +547,7 @@ fn froc_csv(models: &[ModelResult], many: bool) -> String {
                 num(p.fp_per_case),
             ];
             if many {
-                row.insert(0, m.name.clone());
+                row.insert(0, model_label(m));
             }
             row
         })
@@ -563,7 +570,7 @@ fn thresholds_csv(models: &[ModelResult], many: bool) -> String {
                 num(p.f1),
             ];
             if many {
-                row.insert(0, m.name.clone());
+                row.insert(0, model_label(m));
             }
             row
         })
@@ -585,7 +592,7 @@ fn candidates_csv(models: &[ModelResult], many: bool) -> String {
                 };
                 let mut row = vec![c.case.clone(), kind.to_string(), num(l.confidence), num(l.iou)];
                 if many {
-                    row.insert(0, m.name.clone());
+                    row.insert(0, model_label(m));
                 }
                 row
             })
@@ -604,4 +611,12 @@ pub fn lesion_stats_csv(lesions: &[crate::label::LesionStats], g: &crate::io::Ge
         row
     });
     csv_string(&header, rows)
+}
+
+/// The model column of the CSV files: the name, and `:region` in multi-class runs.
+pub fn model_label(m: &ModelResult) -> String {
+    match &m.region {
+        Some(r) => format!("{}:{}", m.name, r.name),
+        None => m.name.clone(),
+    }
 }

@@ -210,6 +210,26 @@ pub fn cases_table(m: &ModelResult) -> Table {
     }
 }
 
+/// Per-case tables of several label regions of one model, one after the
+/// other, with the region in the first column.
+pub fn region_cases_table(models: &[ModelResult]) -> Table {
+    let mut out = Table::default();
+    for m in models {
+        let t = cases_table(m);
+        if out.header.is_empty() {
+            out.header = std::iter::once("Region".to_string()).chain(t.header).collect();
+            out.numeric = std::iter::once(false).chain(t.numeric).collect();
+        }
+        let region = m.region.as_ref().map(|r| r.name.clone());
+        out.rows.extend(
+            t.rows
+                .into_iter()
+                .map(|r| std::iter::once(region.clone()).chain(r).collect()),
+        );
+    }
+    out
+}
+
 /// Column title of a preset metric, e.g. `rq` → `RQ (panoptica)`.
 fn preset_column(key: &str) -> String {
     let name = match key {
@@ -250,6 +270,10 @@ pub fn compare_table(models: &[ModelResult]) -> Table {
         .map(|m| m.preset_metrics_mean.keys().cloned().collect())
         .unwrap_or_default();
     header.extend(preset_keys.iter().map(|k| format!("{} mean", preset_column(k))));
+    let with_region = models.iter().any(|m| m.region.is_some());
+    if with_region {
+        header.insert(2, "Region".into());
+    }
     let rows = models
         .iter()
         .enumerate()
@@ -274,11 +298,18 @@ pub fn compare_table(models: &[ModelResult]) -> Table {
                     .iter()
                     .map(|k| f4(m.preset_metrics_mean.get(k).copied().flatten())),
             );
+            if with_region {
+                row.insert(2, m.region.as_ref().map(|r| r.name.clone()));
+            }
             row
         })
         .collect();
     Table {
-        numeric: header.iter().enumerate().map(|(i, _)| i != 1).collect(),
+        numeric: header
+            .iter()
+            .enumerate()
+            .map(|(i, _)| i != 1 && !(with_region && i == 2))
+            .collect(),
         header,
         rows,
     }
