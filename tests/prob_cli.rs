@@ -382,7 +382,7 @@ fn plots_of_mask_only_runs_and_the_plots_flag() {
     );
     // Bad options are refused before any work.
     let o = bin()
-        .args(["plot", "x.json", "--out", "f", "--plot-format", "jpg"])
+        .args(["plot", "x.json", "--out", "f", "--format", "jpg"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));

@@ -14,11 +14,18 @@ pub struct PlotArgs {
     /// Folder for the figures.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    #[command(flatten)]
-    pub style: PlotStyle,
+    /// File formats: svg, png or svg,png.
+    #[arg(long, default_value = "svg,png", value_name = "LIST")]
+    pub format: Formats,
+    /// PNG resolution in dots per inch (figures are 6.4 × 4.8 in).
+    #[arg(long, default_value_t = 300)]
+    pub dpi: u32,
+    /// GT lesion volume bins of the size figure: quantile:N or edges in mm³ (e.g. 0,10,100,inf).
+    #[arg(long, default_value = "quantile:4", value_name = "BINS")]
+    pub size_bins: SizeBins,
 }
 
-/// Figure settings shared by `plot` and `score/compare --plots`.
+/// Figure settings of `score/compare --plots` (`--plot-format`: `--format` is the table's there).
 #[derive(Args, Debug, Clone)]
 pub struct PlotStyle {
     /// File formats: svg, png or svg,png.
@@ -55,5 +62,10 @@ pub fn run(a: PlotArgs) -> Result<()> {
         let json = if p.is_dir() { p.join("results.json") } else { p.clone() };
         files.push(results::read(&json)?);
     }
-    draw(&files, &a.out, &a.style)
+    let style = PlotStyle {
+        formats: a.format,
+        dpi: a.dpi,
+        size_bins: a.size_bins,
+    };
+    draw(&files, &a.out, &style)
 }
