@@ -9,6 +9,7 @@ use crate::io::{self, Geometry};
 use crate::label::{self, Components, Connectivity, Device};
 use crate::matching::graph::{self, Correspondence, CorrespondenceCounts};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
+use crate::metrics::surface::{self, SegMetrics};
 use crate::metrics::{self, Counts, Macro, Rates};
 use crate::preset::Preset;
 use crate::prob::run::ProbRecord;
@@ -276,6 +277,10 @@ pub struct LesionRow {
     pub best_iou: f64,
     /// Its class in the correspondence graph (one-to-one, split, merge, complex, none).
     pub correspondence: Correspondence,
+    /// Share of its voxels covered by any lesion of the other side (Anima's α compares this).
+    pub covered: f64,
+    /// Matched lesions: Dice, IoU, HD95 and ASSD against the union of its matches.
+    pub seg: Option<SegMetrics>,
 }
 
 /// Results of one case for one model.
@@ -427,8 +432,41 @@ pub fn score_case(
             &graph.pred,
         ),
     ];
+    // Voxels of each lesion covered by the other side.
+    let mut gt_cov = vec![0u64; gt.components.lesions.len()];
+    let mut pred_cov = vec![0u64; pred.components.lesions.len()];
+    for &(g, p, inter) in &table.pairs {
+        gt_cov[g as usize - 1] += inter;
+        pred_cov[p as usize - 1] += inter;
+    }
+    let spacing = gt.geometry.spacing;
     for (side, comps, geom, matched, best, miss, classes) in sides {
+        let (own, other, cov) = if side == "gt" {
+            (&gt.components, &pred.components, &gt_cov)
+        } else {
+            (&pred.components, &gt.components, &pred_cov)
+        };
         for (i, l) in comps.lesions.iter().enumerate() {
+            let seg = (!matched[i].is_empty()).then(|| {
+                let (mut lo, mut hi) = (l.bbox_min, l.bbox_max);
+                for &o in &matched[i] {
+                    let ol = &other.lesions[o as usize - 1];
+                    for k in 0..3 {
+                        lo[k] = lo[k].min(ol.bbox_min[k]);
+                        hi[k] = hi[k].max(ol.bbox_max[k]);
+                    }
+                }
+                let id = i as u32 + 1;
+                let m = &matched[i];
+                surface::compare(
+                    own.shape,
+                    spacing,
+                    lo,
+                    hi,
+                    |v| own.labels[v] == id,
+                    |v| other.labels[v] != 0 && m.contains(&other.labels[v]),
+                )
+            });
             lesions.push(LesionRow {
                 side,
                 id: i as u32 + 1,
@@ -448,6 +486,8 @@ pub fn score_case(
                 matched: matched[i].clone(),
                 best_iou: best[i],
                 correspondence: classes[i],
+                covered: cov[i] as f64 / l.voxels as f64,
+                seg,
             });
         }
     }

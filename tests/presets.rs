@@ -182,7 +182,7 @@ fn picai_preset_leaves_losing_overlapping_predictions_out() {
             .lines()
             .next()
             .unwrap()
-            .ends_with(",status,matched,best_iou,correspondence")
+            .ends_with(",status,matched,best_iou,correspondence,covered,dice,iou,hd95_mm,assd_mm")
     );
     assert!(lesions.contains(",Ignored,,"), "{lesions}");
     assert_eq!(

@@ -9,6 +9,8 @@
 //!   0 when exactly one side is empty or both rates are 0;
 //! - Dice = voxel Dice of the binarised (size-filtered) masks; 1 when both are empty.
 
+pub mod surface;
+
 use serde::{Deserialize, Serialize};
 
 /// Counts and voxel tallies of one case (or a sum of cases).

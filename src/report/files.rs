@@ -348,7 +348,17 @@ fn position_cells(vox: [f64; 3], mm: [f64; 3], bbox_min: [usize; 3], bbox_max: [
 fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
     let mut header = vec!["case", "side", "id", "voxels", "volume_mm3"];
     header.extend(POSITION_COLUMNS);
-    header.extend(["status", "matched", "best_iou", "correspondence"]);
+    header.extend([
+        "status",
+        "matched",
+        "best_iou",
+        "correspondence",
+        "covered",
+        "dice",
+        "iou",
+        "hd95_mm",
+        "assd_mm",
+    ]);
     if with_model {
         header.insert(0, "model");
     }
@@ -367,6 +377,11 @@ fn lesions_csv(models: &[ModelResult], with_model: bool) -> String {
                 row.push(l.matched.iter().map(|v| v.to_string()).collect::<Vec<_>>().join(";"));
                 row.push(l.best_iou.to_string());
                 row.push(l.correspondence.as_str().to_string());
+                row.push(l.covered.to_string());
+                match &l.seg {
+                    Some(m) => row.extend([m.dice, m.iou, m.hd95_mm, m.assd_mm].map(|v| v.to_string())),
+                    None => row.extend(std::iter::repeat_n(String::new(), 4)),
+                }
                 if with_model {
                     row.insert(0, model_label(m));
                 }
