@@ -6,7 +6,7 @@
 use crate::dataset::{Case, Missing};
 use crate::error::{Error, Result};
 use crate::io::{self, Geometry};
-use crate::label::{self, Components, Connectivity, Device};
+use crate::label::{self, Components, Connectivity, Device, LesionStats};
 use crate::matching::graph::{self, Correspondence, CorrespondenceCounts};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
 use crate::metrics::surface::{self, SegMetrics};
@@ -384,6 +384,9 @@ pub fn score_case(
     config: &EvalConfig,
     missing_prediction: bool,
 ) -> CaseResult {
+    if let Assignment::Dilated { iterations } = config.assignment {
+        return score_case_dilated(case, gt, pred, config, missing_prediction, iterations);
+    }
     let table = OverlapTable::build(&gt.components, &pred.components);
     let m = matching::match_lesions(&table, &config.criterion, config.assignment);
     let (tp, tp_pred) = (m.tp(), m.tp_pred());
@@ -517,6 +520,201 @@ pub fn score_case(
     }
 }
 
+/// Cost of a missed lesion or a false positive in BraTS' lesion-wise HD95 (mm).
+pub const BRATS_MISS_HD95: f64 = 374.0;
+
+/// BraTS 2023 lesion-wise scoring (`--assign dilated:K`, see `matching::dilated`):
+/// counts on merged GT lesions, plus the lesion-wise Dice and HD95 as preset metrics.
+fn score_case_dilated(
+    case: &str,
+    gt: &Labelled,
+    pred: &Labelled,
+    config: &EvalConfig,
+    missing_prediction: bool,
+    iterations: u32,
+) -> CaseResult {
+    let shape = gt.geometry.shape;
+    let mask: Vec<u8> = gt.components.labels.iter().map(|&l| u8::from(l != 0)).collect();
+    let merged = matching::dilated::merge(&mask, shape, iterations);
+    let min_voxels = config.min_size_gt.min_voxels(gt.geometry.voxel_volume());
+    let kept: Vec<bool> = merged.lesions.lesions.iter().map(|l| l.voxels >= min_voxels).collect();
+    let hits_table = OverlapTable::build(&merged.dilated, &pred.components);
+    let table = OverlapTable::build(&merged.lesions, &pred.components);
+    let (ng, np) = (merged.lesions.lesions.len(), pred.components.lesions.len());
+    let mut gt_hits = vec![Vec::new(); ng];
+    let mut pred_hits = vec![Vec::new(); np];
+    for &(g, p, _) in &hits_table.pairs {
+        gt_hits[g as usize - 1].push(p);
+        pred_hits[p as usize - 1].push(g);
+    }
+    let pred_status: Vec<Status> = pred_hits
+        .iter()
+        .map(|h| {
+            if h.iter().any(|&g| kept[g as usize - 1]) {
+                Status::TP
+            } else if h.is_empty() {
+                Status::FP
+            } else {
+                Status::Ignored
+            }
+        })
+        .collect();
+    let count = |st: Status| pred_status.iter().filter(|&&s| s == st).count() as u64;
+    let (tp_pred, fp, ignored) = (count(Status::TP), count(Status::FP), count(Status::Ignored));
+    let n_kept = kept.iter().filter(|&&k| k).count() as u64;
+    let tp = (0..ng).filter(|&g| kept[g] && !gt_hits[g].is_empty()).count() as u64;
+    let counts = Counts {
+        gt: n_kept,
+        pred: np as u64,
+        tp,
+        fp,
+        fn_: n_kept - tp,
+        tp_pred,
+        ignored,
+        gt_voxels: gt.components.foreground(),
+        pred_voxels: pred.components.foreground(),
+        intersection_voxels: table.total_intersection(),
+    };
+    let graph = graph::correspondence(&table);
+    let spacing = gt.geometry.spacing;
+    let seg_of = |own: &Components, id: u32, other: &Components, with: &[u32]| {
+        let l = &own.lesions[id as usize - 1];
+        let (mut lo, mut hi) = (l.bbox_min, l.bbox_max);
+        for &o in with {
+            let ol = &other.lesions[o as usize - 1];
+            for k in 0..3 {
+                lo[k] = lo[k].min(ol.bbox_min[k]);
+                hi[k] = hi[k].max(ol.bbox_max[k]);
+            }
+        }
+        surface::compare(
+            shape,
+            spacing,
+            lo,
+            hi,
+            |v| own.labels[v] == id,
+            |v| other.labels[v] != 0 && with.contains(&other.labels[v]),
+        )
+    };
+    let mut best = (vec![0.0f64; ng], vec![0.0f64; np]);
+    let mut cov = (vec![0u64; ng], vec![0u64; np]);
+    for &(g, p, inter) in &table.pairs {
+        let iou = table.iou(g, p, inter);
+        let (gi, pi) = (g as usize - 1, p as usize - 1);
+        best.0[gi] = best.0[gi].max(iou);
+        best.1[pi] = best.1[pi].max(iou);
+        cov.0[gi] += inter;
+        cov.1[pi] += inter;
+    }
+    let mut lesions = Vec::with_capacity(ng + np);
+    let (mut dice_sum, mut hd_sum) = (0.0, 0.0);
+    let mut iou_sum = (0.0, 0usize);
+    let mut gt_lesions = Vec::new();
+    for (i, l) in merged.lesions.lesions.iter().enumerate() {
+        let hits = &gt_hits[i];
+        let seg = (!hits.is_empty()).then(|| seg_of(&merged.lesions, i as u32 + 1, &pred.components, hits));
+        if kept[i] {
+            match &seg {
+                Some(m) => {
+                    dice_sum += m.dice;
+                    hd_sum += m.hd95_mm;
+                    iou_sum = (iou_sum.0 + m.iou, iou_sum.1 + 1);
+                }
+                None => hd_sum += BRATS_MISS_HD95,
+            }
+            gt_lesions.push(GtLesion {
+                mm3: l.volume_mm3(&gt.geometry),
+                tp: !hits.is_empty(),
+            });
+        }
+        let status = match (kept[i], hits.is_empty()) {
+            (false, _) => Status::Ignored,
+            (true, true) => Status::FN,
+            (true, false) => Status::TP,
+        };
+        lesions.push(lesion_row(
+            "gt",
+            i,
+            l,
+            &gt.geometry,
+            status,
+            hits,
+            best.0[i],
+            graph.gt[i],
+            cov.0[i],
+            seg,
+        ));
+    }
+    for (i, l) in pred.components.lesions.iter().enumerate() {
+        let hits = &pred_hits[i];
+        let seg = (!hits.is_empty()).then(|| seg_of(&pred.components, i as u32 + 1, &merged.lesions, hits));
+        lesions.push(lesion_row(
+            "pred",
+            i,
+            l,
+            &pred.geometry,
+            pred_status[i],
+            hits,
+            best.1[i],
+            graph.pred[i],
+            cov.1[i],
+            seg,
+        ));
+    }
+    // Lesion-wise Dice and HD95: kept GT lesions and FPs in the denominator; nothing to score → 1 and 0.
+    let denom = (n_kept + fp) as f64;
+    let (lw_dice, lw_hd95) = if denom == 0.0 {
+        (1.0, 0.0)
+    } else {
+        (dice_sum / denom, (hd_sum + BRATS_MISS_HD95 * fp as f64) / denom)
+    };
+    let mut preset_metrics = BTreeMap::new();
+    preset_metrics.insert("lesion_wise_dice".to_string(), Some(lw_dice));
+    preset_metrics.insert("lesion_wise_hd95".to_string(), Some(lw_hd95));
+    CaseResult {
+        case: case.to_string(),
+        counts,
+        rates: counts.rates(),
+        mean_iou: (iou_sum.1 > 0).then(|| iou_sum.0 / iou_sum.1 as f64),
+        missing_prediction,
+        lesions,
+        gt_lesions,
+        correspondence: graph.counts,
+        preset_metrics,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn lesion_row(
+    side: &'static str,
+    i: usize,
+    l: &LesionStats,
+    geom: &Geometry,
+    status: Status,
+    matched: &[u32],
+    best_iou: f64,
+    correspondence: Correspondence,
+    covered: u64,
+    seg: Option<SegMetrics>,
+) -> LesionRow {
+    LesionRow {
+        side,
+        id: i as u32 + 1,
+        voxels: l.voxels,
+        volume_mm3: l.volume_mm3(geom),
+        centroid_vox: l.centroid(),
+        centroid_mm: l.centroid_mm(geom),
+        bbox_min: l.bbox_min,
+        bbox_max: l.bbox_max,
+        status,
+        matched: matched.to_vec(),
+        best_iou,
+        correspondence,
+        covered: covered as f64 / l.voxels as f64,
+        seg,
+    }
+}
+
 /// Scores every case of every model. `names[m]`/`pred_paths[m]` describe model
 /// m; `missing[m]` lists the ids scored as empty. `on_case` is called after
 /// each case (for progress bars).
@@ -622,11 +820,16 @@ fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<
     let gt_masks = Timings::time(&timings.read, || read_region_masks(&case.gt, &config.regions))?;
     let mut gts = Vec::with_capacity(gt_masks.len());
     for (data, geometry) in &gt_masks {
+        // BraTS' rule drops small GT lesions only after merging them (in score_case).
+        let min_gt = match config.assignment {
+            Assignment::Dilated { .. } => MinSize::Voxels(0),
+            _ => config.min_size_gt,
+        };
         gts.push(label_volume(
             data,
             geometry,
             config.connectivity,
-            config.min_size_gt,
+            min_gt,
             config.device,
             timings,
         )?);

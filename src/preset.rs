@@ -8,8 +8,12 @@
 //! | `anima` | 6 | – | Anima's α/β/γ test (0.1, 0.7, 0.65) | > 3 mm³ both sides | FP |
 //! | `shifts` | 6 | IoU ≥ 0.25 | many-to-one (each side counted alone) | none | FP |
 //! | `panoptica` | 26 | IoU ≥ 0.5 | max-score (Hungarian on IoU) | none | FP |
+//! | `brats2023` | 26 | touches the 3-fold dilated GT lesion | dilated:3 (GT lesions merged) | GT > 50 mm³ | – |
+//!
+//! `brats2023` also scores the regions WT = {1,2,3}, TC = {1,3}, ET = {3} unless
+//! `--labels`/`--region` are given.
 
-use crate::eval::{EvalConfig, MinSize};
+use crate::eval::{EvalConfig, MinSize, Region};
 use crate::label::Connectivity;
 use crate::matching::{ANIMA_DEFAULT, Assignment, Criterion, Measure};
 use crate::metrics::Counts;
@@ -23,6 +27,7 @@ pub enum Preset {
     Anima,
     Shifts,
     Panoptica,
+    Brats2023,
 }
 
 impl FromStr for Preset {
@@ -33,8 +38,10 @@ impl FromStr for Preset {
             "anima" | "msseg" => Ok(Preset::Anima),
             "shifts" => Ok(Preset::Shifts),
             "panoptica" => Ok(Preset::Panoptica),
-            "brats2023" => Err("preset brats2023 is not implemented yet (see docs/presets.md)".into()),
-            _ => Err(format!("preset must be picai, anima, shifts or panoptica, not {s:?}")),
+            "brats2023" | "brats" => Ok(Preset::Brats2023),
+            _ => Err(format!(
+                "preset must be picai, anima, shifts, panoptica or brats2023, not {s:?}"
+            )),
         }
     }
 }
@@ -46,18 +53,23 @@ impl std::fmt::Display for Preset {
             Preset::Anima => "anima",
             Preset::Shifts => "shifts",
             Preset::Panoptica => "panoptica",
+            Preset::Brats2023 => "brats2023",
         })
     }
 }
 
 /// The settings a preset stands for; an explicit option overrides each.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
     pub connectivity: Connectivity,
     pub criterion: Criterion,
     pub assignment: Assignment,
     pub min_size: MinSize,
+    /// GT-only minimum size, where it differs from `min_size`.
+    pub min_size_gt: Option<MinSize>,
     pub ignore_unmatched_overlap: bool,
+    /// Label regions scored when none are given.
+    pub regions: Vec<Region>,
 }
 
 impl Default for Rules {
@@ -69,7 +81,9 @@ impl Default for Rules {
             criterion: c.criterion,
             assignment: c.assignment,
             min_size: MinSize::default(),
+            min_size_gt: None,
             ignore_unmatched_overlap: false,
+            regions: Vec::new(),
         }
     }
 }
@@ -98,7 +112,7 @@ impl Preset {
                 },
                 assignment: ANIMA_DEFAULT,
                 min_size: MinSize::AboveMm3(3.0),
-                ignore_unmatched_overlap: false,
+                ..Rules::default()
             },
             Preset::Shifts => Rules {
                 connectivity: Connectivity::Six,
@@ -109,6 +123,23 @@ impl Preset {
             Preset::Panoptica => Rules {
                 criterion: iou(0.5),
                 assignment: Assignment::MaxScore,
+                ..Rules::default()
+            },
+            Preset::Brats2023 => Rules {
+                criterion: Criterion {
+                    measure: Measure::Any,
+                    threshold: 0.0,
+                    strict: false,
+                },
+                assignment: Assignment::Dilated { iterations: 3 },
+                min_size_gt: Some(MinSize::AboveMm3(50.0)),
+                regions: [("WT", vec![1, 2, 3]), ("TC", vec![1, 3]), ("ET", vec![3])]
+                    .into_iter()
+                    .map(|(name, labels)| Region {
+                        name: name.into(),
+                        labels,
+                    })
+                    .collect(),
                 ..Rules::default()
             },
         }
@@ -125,7 +156,8 @@ impl Preset {
         let mut m = BTreeMap::new();
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         match self {
-            Preset::Picai => {}
+            // The lesion-wise Dice and HD95 come with the counts (eval::score_case_dilated).
+            Preset::Picai | Preset::Brats2023 => {}
             Preset::Anima => {
                 // animaSegPerfAnalyzer: SensL = TP_gt/#GT, PPVL = TP_test/#test, F1 from both; 0/0 is NaN.
                 let sens = ratio(c.tp, c.gt);

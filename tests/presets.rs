@@ -220,11 +220,11 @@ fn presets_work_with_compare_and_are_refused_when_unknown() {
         assert!((0.0..=1.0).contains(&rq));
     }
     let o = bin()
-        .args(["score", "--gt", "a", "--pred", "b", "--preset", "brats2023"])
+        .args(["score", "--gt", "a", "--pred", "b", "--preset", "isles"])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not implemented yet"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("preset must be"));
 }
 
 /// Expected value from the crosscheck files: a number, or "nan" (= our null).
@@ -416,4 +416,107 @@ fn regions_union_their_labels() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// A 40×40×1 mask with rectangles, for the BraTS cases (1 mm voxels: 50 mm³ = 50 voxels).
+fn big(rects: &[(usize, usize, usize, usize)]) -> Vec<u8> {
+    let mut m = vec![0u8; 1600];
+    for &(x0, x1, y0, y1) in rects {
+        for y in y0..y1 {
+            for x in x0..x1 {
+                m[x + 40 * y] = 1;
+            }
+        }
+    }
+    m
+}
+
+#[test]
+fn brats2023_rule_clauses() {
+    let d = tempfile::tempdir().unwrap();
+    let (g, p) = (d.path().join("gt"), d.path().join("pred"));
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    let cases: [(&str, Rects, Rects); 6] = [
+        // Two 8×8 GT squares 5 voxels apart: their 3-fold dilations meet → one lesion.
+        ("merge", &[(0, 8, 0, 8), (13, 21, 0, 8)], &[(0, 8, 0, 8)]),
+        // A prediction 2 voxels beside the lesion touches its dilation: TP with Dice 0.
+        ("near_hit", &[(0, 8, 0, 8)], &[(10, 14, 0, 4)]),
+        // Far away: an FP, and the lesion is an FN.
+        ("far_fp", &[(0, 8, 0, 8)], &[(20, 24, 0, 4)]),
+        // A 7×7 GT lesion (49 mm³ ≤ 50) is left out; the prediction on it is neither TP nor FP.
+        ("small_gt", &[(0, 7, 0, 7)], &[(0, 7, 0, 7)]),
+        ("both_empty", &[], &[]),
+        // One lesion split into two predictions: both TP, Dice against their union.
+        ("split", &[(0, 10, 0, 10)], &[(0, 4, 0, 10), (6, 10, 0, 10)]),
+    ];
+    for (name, gt, pred) in cases {
+        std::fs::write(
+            g.join(format!("{name}.nii")),
+            RawNifti::u8([40, 40, 1], big(gt)).bytes(),
+        )
+        .unwrap();
+        std::fs::write(
+            p.join(format!("{name}.nii")),
+            RawNifti::u8([40, 40, 1], big(pred)).bytes(),
+        )
+        .unwrap();
+    }
+    let (gt, pr) = (g.display().to_string(), p.display().to_string());
+    let doc = score(&gt, &pr, &["--preset", "brats2023", "--region", "all=1"]);
+    assert_eq!(doc["config"]["assign"], "dilated:3");
+    assert_eq!(doc["config"]["min_size_gt"], ">50mm3");
+    let m = &doc["models"][0];
+    let c = |name: &str| {
+        m["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["case"] == name)
+            .unwrap()
+            .clone()
+    };
+    let lw = |name: &str, k: &str| c(name)["preset_metrics"][k].as_f64().unwrap();
+    assert_eq!(c("merge")["gt"], 1);
+    assert_eq!(counts(&c("merge")), (1, 0, 0, 1));
+    assert!((lw("merge", "lesion_wise_dice") - 2.0 * 64.0 / 192.0).abs() < 1e-12);
+    assert_eq!(counts(&c("near_hit")), (1, 0, 0, 1));
+    assert_eq!(lw("near_hit", "lesion_wise_dice"), 0.0);
+    assert!(lw("near_hit", "lesion_wise_hd95") > 0.0 && lw("near_hit", "lesion_wise_hd95") < 374.0);
+    assert_eq!(counts(&c("far_fp")), (0, 1, 1, 0));
+    assert_eq!(lw("far_fp", "lesion_wise_dice"), 0.0);
+    assert_eq!(lw("far_fp", "lesion_wise_hd95"), 374.0);
+    assert_eq!(
+        (c("small_gt")["gt"].as_u64(), c("small_gt")["ignored"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(counts(&c("small_gt")), (0, 0, 0, 0));
+    assert_eq!(lw("small_gt", "lesion_wise_dice"), 1.0, "nothing to score: Dice 1");
+    assert_eq!(lw("small_gt", "lesion_wise_hd95"), 0.0);
+    assert_eq!(lw("both_empty", "lesion_wise_dice"), 1.0);
+    assert_eq!(counts(&c("split")), (1, 0, 0, 2));
+    assert!((lw("split", "lesion_wise_dice") - 160.0 / 180.0).abs() < 1e-12);
+    // Without --region the preset scores WT, TC and ET.
+    let regions = score(&gt, &pr, &["--preset", "brats2023"]);
+    let names: Vec<&str> = regions["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["WT", "TC", "ET"]);
+    // --dilation is the ordinary option: with 1 iteration the two squares stay apart.
+    let k1 = score(
+        &gt,
+        &pr,
+        &["--preset", "brats2023", "--region", "all=1", "--dilation", "1"],
+    );
+    let merge = k1["models"][0]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["case"] == "merge")
+        .unwrap()
+        .clone();
+    assert_eq!(counts(&merge), (1, 0, 1, 1));
 }

@@ -53,6 +53,10 @@ pub struct EvalArgs {
     /// Label maps: score the union of these labels as one region named NAME (repeatable, e.g. --region WT=1,2,3).
     #[arg(long = "region", value_name = "NAME=L1,L2,…")]
     pub regions: Vec<Region>,
+    /// BraTS' rule: merge GT lesions whose K-fold 18-connected dilations touch; a prediction hits a lesion that
+    /// its dilation meets (sets --assign dilated:K; brats2023 uses 3).
+    #[arg(long, value_name = "K")]
+    pub dilation: Option<u32>,
     /// Override --min-size for ground-truth lesions.
     #[arg(long, value_name = "SIZE")]
     pub min_size_gt: Option<MinSize>,
@@ -106,20 +110,35 @@ impl EvalArgs {
             anyhow::bail!("--geometry-tolerance must be a finite number ≥ 0");
         }
         let base = self.preset.map(Preset::rules).unwrap_or_default();
+        if self.dilation.is_some() && self.assign.is_some() {
+            anyhow::bail!("--dilation sets the assignment: give --dilation or --assign, not both");
+        }
+        let assignment = match self.dilation {
+            Some(k) if k > 20 => anyhow::bail!("--dilation must be at most 20"),
+            Some(iterations) => Assignment::Dilated { iterations },
+            None => self.assign.unwrap_or(base.assignment),
+        };
+        let mut regions = self.regions()?;
+        if regions.is_empty() {
+            regions = base.regions.clone();
+        }
         let mut criterion = self.match_rule.unwrap_or(base.criterion);
         criterion.strict |= self.strict;
         let min_size = self.min_size.unwrap_or(base.min_size);
         Ok(EvalConfig {
             connectivity: self.connectivity.unwrap_or(base.connectivity),
             criterion,
-            assignment: self.assign.unwrap_or(base.assignment),
-            min_size_gt: self.min_size_gt.unwrap_or(min_size),
+            assignment,
+            min_size_gt: self
+                .min_size_gt
+                .or(self.min_size)
+                .unwrap_or(base.min_size_gt.unwrap_or(min_size)),
             min_size_pred: self.min_size_pred.unwrap_or(min_size),
             ignore_unmatched_overlap: self
                 .unmatched_overlap
                 .map_or(base.ignore_unmatched_overlap, |u| u == UnmatchedOverlap::Ignore),
             preset: self.preset,
-            regions: self.regions()?,
+            regions,
             geometry_tolerance: self.geometry_tolerance,
             missing: self.missing,
             // Resolve once up front: a missing GPU with --device gpu fails before any work.

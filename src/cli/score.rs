@@ -73,6 +73,9 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
     let missing = pairing.missing.first().cloned().unwrap_or_default();
     let (pairing, partial) = a.eval.apply_shard(pairing);
     let pred_name = inputs[0].0.display().to_string();
+    if a.prob.prob.is_some() && matches!(config.assignment, lesioneval::matching::Assignment::Dilated { .. }) {
+        bail!("--prob with BraTS' dilated matching (--preset brats2023, --dilation) is not supported");
+    }
     if a.prob.prob.is_some() && !config.regions.is_empty() {
         bail!("--prob with --labels/--region is not supported: probability maps are scored as one foreground");
     }

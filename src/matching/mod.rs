@@ -19,6 +19,7 @@
 //!   side (`anima.rs`).
 
 mod anima;
+pub mod dilated;
 pub mod graph;
 mod overlap;
 
@@ -141,6 +142,9 @@ pub enum Assignment {
     MaxScore,
     /// Anima's (MSSEG) detection test with α, β, γ; see [`anima`].
     Anima { alpha: f64, beta: f64, gamma: f64 },
+    /// BraTS 2023: GT lesions merged by touching K-fold dilations, a prediction
+    /// hits a lesion when it meets its dilation; see [`dilated`].
+    Dilated { iterations: u32 },
 }
 
 /// Anima's defaults (animaSegPerfAnalyzer's command line): α 0.10, β 0.70, γ 0.65.
@@ -159,10 +163,17 @@ impl FromStr for Assignment {
             "greedy" => Ok(Assignment::Greedy),
             "max-score" => Ok(Assignment::MaxScore),
             "anima" => Ok(ANIMA_DEFAULT),
+            _ if s.starts_with("dilated:") => {
+                let k = &s["dilated:".len()..];
+                match k.parse::<u32>() {
+                    Ok(iterations) if iterations <= 20 => Ok(Assignment::Dilated { iterations }),
+                    _ => Err(format!("dilated:K needs a whole number K from 0 to 20, not {k:?}")),
+                }
+            }
             _ => {
                 let Some(params) = s.strip_prefix("anima:") else {
                     return Err(format!(
-                        "assignment must be one-to-one, many-to-one, greedy, max-score or anima[:ALPHA,BETA,GAMMA], not {s:?}"
+                        "assignment must be one-to-one, many-to-one, greedy, max-score, anima[:ALPHA,BETA,GAMMA] or dilated:K, not {s:?}"
                     ));
                 };
                 let v: Vec<f64> = params
@@ -191,6 +202,7 @@ impl fmt::Display for Assignment {
             Assignment::Greedy => f.write_str("greedy"),
             Assignment::MaxScore => f.write_str("max-score"),
             Assignment::Anima { alpha, beta, gamma } => write!(f, "anima:{alpha},{beta},{gamma}"),
+            Assignment::Dilated { iterations } => write!(f, "dilated:{iterations}"),
         }
     }
 }
@@ -274,6 +286,12 @@ pub fn match_lesions(table: &OverlapTable, criterion: &Criterion, assignment: As
         Assignment::Anima { alpha, beta, gamma } => {
             return anima::detect(table, alpha, beta, gamma, gt_best_iou, pred_best_iou);
         }
+        // The caller passes the table of dilated GT lesions: every touching pair is a hit.
+        Assignment::Dilated { .. } => table
+            .pairs
+            .iter()
+            .map(|&(g, p, i)| (g, p, table.iou(g, p, i)))
+            .collect(),
     };
     let mut gt_matched = vec![Vec::new(); ng];
     let mut pred_matched = vec![Vec::new(); np];
