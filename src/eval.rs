@@ -450,48 +450,26 @@ pub fn score_case(
             (&pred.components, &gt.components, &pred_cov)
         };
         for (i, l) in comps.lesions.iter().enumerate() {
-            let seg = (!matched[i].is_empty()).then(|| {
-                let (mut lo, mut hi) = (l.bbox_min, l.bbox_max);
-                for &o in &matched[i] {
-                    let ol = &other.lesions[o as usize - 1];
-                    for k in 0..3 {
-                        lo[k] = lo[k].min(ol.bbox_min[k]);
-                        hi[k] = hi[k].max(ol.bbox_max[k]);
-                    }
-                }
-                let id = i as u32 + 1;
-                let m = &matched[i];
-                surface::compare(
-                    own.shape,
-                    spacing,
-                    lo,
-                    hi,
-                    |v| own.labels[v] == id,
-                    |v| other.labels[v] != 0 && m.contains(&other.labels[v]),
-                )
-            });
-            lesions.push(LesionRow {
+            let seg = (!matched[i].is_empty()).then(|| seg_against(own, i as u32 + 1, other, &matched[i], spacing));
+            let status = if !matched[i].is_empty() {
+                Status::TP
+            } else if side == "pred" && ignored_pred[i] {
+                Status::Ignored
+            } else {
+                miss
+            };
+            lesions.push(lesion_row(
                 side,
-                id: i as u32 + 1,
-                voxels: l.voxels,
-                volume_mm3: l.volume_mm3(geom),
-                centroid_vox: l.centroid(),
-                centroid_mm: l.centroid_mm(geom),
-                bbox_min: l.bbox_min,
-                bbox_max: l.bbox_max,
-                status: if !matched[i].is_empty() {
-                    Status::TP
-                } else if side == "pred" && ignored_pred[i] {
-                    Status::Ignored
-                } else {
-                    miss
-                },
-                matched: matched[i].clone(),
-                best_iou: best[i],
-                correspondence: classes[i],
-                covered: cov[i] as f64 / l.voxels as f64,
+                i,
+                l,
+                geom,
+                status,
+                &matched[i],
+                best[i],
+                classes[i],
+                cov[i],
                 seg,
-            });
+            ));
         }
     }
     let gt_lesions = lesions
@@ -577,25 +555,8 @@ fn score_case_dilated(
     };
     let graph = graph::correspondence(&table);
     let spacing = gt.geometry.spacing;
-    let seg_of = |own: &Components, id: u32, other: &Components, with: &[u32]| {
-        let l = &own.lesions[id as usize - 1];
-        let (mut lo, mut hi) = (l.bbox_min, l.bbox_max);
-        for &o in with {
-            let ol = &other.lesions[o as usize - 1];
-            for k in 0..3 {
-                lo[k] = lo[k].min(ol.bbox_min[k]);
-                hi[k] = hi[k].max(ol.bbox_max[k]);
-            }
-        }
-        surface::compare(
-            shape,
-            spacing,
-            lo,
-            hi,
-            |v| own.labels[v] == id,
-            |v| other.labels[v] != 0 && with.contains(&other.labels[v]),
-        )
-    };
+    let seg_of =
+        |own: &Components, id: u32, other: &Components, with: &[u32]| seg_against(own, id, other, with, spacing);
     let mut best = (vec![0.0f64; ng], vec![0.0f64; np]);
     let mut cov = (vec![0u64; ng], vec![0u64; np]);
     for &(g, p, inter) in &table.pairs {
@@ -682,6 +643,28 @@ fn score_case_dilated(
         correspondence: graph.counts,
         preset_metrics,
     }
+}
+
+/// Dice, IoU, HD95 and ASSD of lesion `id` of `own` against the union of lesions `with` of
+/// `other`, on the crop of their bounding boxes.
+fn seg_against(own: &Components, id: u32, other: &Components, with: &[u32], spacing: [f64; 3]) -> SegMetrics {
+    let l = &own.lesions[id as usize - 1];
+    let (mut lo, mut hi) = (l.bbox_min, l.bbox_max);
+    for &o in with {
+        let ol = &other.lesions[o as usize - 1];
+        for k in 0..3 {
+            lo[k] = lo[k].min(ol.bbox_min[k]);
+            hi[k] = hi[k].max(ol.bbox_max[k]);
+        }
+    }
+    surface::compare(
+        own.shape,
+        spacing,
+        lo,
+        hi,
+        |v| own.labels[v] == id,
+        |v| other.labels[v] != 0 && with.contains(&other.labels[v]),
+    )
 }
 
 #[allow(clippy::too_many_arguments)]

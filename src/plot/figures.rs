@@ -2,7 +2,9 @@
 //! `draw` lays it out on any plotters backend (see `super::render`).
 
 use super::{DrawResult, Figure, Scale, Series, SizeBins};
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -29,6 +31,26 @@ fn colour(i: usize) -> RGBColor {
 
 fn font(s: Scale, size: f64) -> TextStyle<'static> {
     TextStyle::from(("sans-serif", s.f(size)).into_font())
+}
+
+/// The mesh (grid, tick labels, axis titles) styled alike in every figure; callers add axes specifics.
+fn styled_mesh<'a, 'b, X, Y, DB>(
+    chart: &'b mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    s: Scale,
+    label_size: f64,
+) -> MeshStyle<'a, 'b, X, Y, DB>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    DB: DrawingBackend,
+{
+    let mut mesh = chart.configure_mesh();
+    mesh.label_style(font(s, label_size))
+        .axis_desc_style(font(s, 15.0))
+        .light_line_style(GRID.mix(0.4))
+        .max_light_lines(2)
+        .bold_line_style(GRID);
+    mesh
 }
 
 /// Title, margins and label areas shared by every figure.
@@ -133,18 +155,12 @@ impl Figure for Counts<'_> {
         let mut chart = chart_builder(root, s, "Lesion detection per model", false)
             .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..ymax)?;
         let label = category_label(&names);
-        chart
-            .configure_mesh()
+        styled_mesh(&mut chart, s, 14.0)
             .disable_x_mesh()
             .x_labels(n)
             .x_label_formatter(&label)
             .y_label_formatter(&whole)
             .y_desc("Lesions")
-            .label_style(font(s, 14.0))
-            .axis_desc_style(font(s, 15.0))
-            .light_line_style(GRID.mix(0.4))
-            .max_light_lines(2)
-            .bold_line_style(GRID)
             .draw()?;
         let width = 0.8 / 3.0;
         let cats = [("TP", TP_COLOUR), ("FP", FP_COLOUR), ("FN", FN_COLOUR)];
@@ -182,17 +198,11 @@ impl Figure for LesionCounts<'_> {
         let top = max * 1.08 + 0.5;
         let mut chart = chart_builder(root, s, "Lesions per case: ground truth vs prediction", false)
             .build_cartesian_2d(-0.5f64..top, -0.5f64..top)?;
-        chart
-            .configure_mesh()
+        styled_mesh(&mut chart, s, 14.0)
             .x_label_formatter(&whole)
             .y_label_formatter(&whole)
             .x_desc("GT lesions per case")
             .y_desc("Predicted lesions per case")
-            .label_style(font(s, 14.0))
-            .axis_desc_style(font(s, 15.0))
-            .light_line_style(GRID.mix(0.4))
-            .max_light_lines(2)
-            .bold_line_style(GRID)
             .draw()?;
         chart
             .draw_series(DashedLineSeries::new(
@@ -313,19 +323,13 @@ impl Figure for SizeSensitivity<'_> {
         let mut chart = chart_builder(root, s, "Detection sensitivity by lesion size", false)
             .build_cartesian_2d(-0.5f64..nb as f64 - 0.5, 0f64..1.12)?;
         let label = category_label(&names);
-        chart
-            .configure_mesh()
+        styled_mesh(&mut chart, s, 13.0)
             .disable_x_mesh()
             .x_labels(nb)
             .x_label_formatter(&label)
             .y_label_formatter(&|y| format!("{:.0}%", y * 100.0))
             .x_desc("GT lesion volume (mm³)")
             .y_desc("GT lesions detected")
-            .label_style(font(s, 13.0))
-            .axis_desc_style(font(s, 15.0))
-            .light_line_style(GRID.mix(0.4))
-            .max_light_lines(2)
-            .bold_line_style(GRID)
             .draw()?;
         let width = 0.8 / nm.max(1) as f64;
         for (i, m) in self.series.iter().enumerate() {
@@ -372,17 +376,11 @@ impl Figure for Froc<'_> {
                 format!("1/{}", 1u32 << -k)
             }
         };
-        chart
-            .configure_mesh()
+        styled_mesh(&mut chart, s, 14.0)
             .x_labels(9)
             .x_label_formatter(&pow2)
             .x_desc("False positives per case (log scale)")
             .y_desc("Lesion sensitivity")
-            .label_style(font(s, 14.0))
-            .axis_desc_style(font(s, 15.0))
-            .light_line_style(GRID.mix(0.4))
-            .max_light_lines(2)
-            .bold_line_style(GRID)
             .draw()?;
         for (i, m) in self.series.iter().enumerate() {
             let Some(d) = &m.model.detection else { continue };
@@ -445,15 +443,9 @@ impl Figure for PrCurve<'_> {
         root.fill(&WHITE)?;
         let mut chart = chart_builder(root, s, "Precision–recall (lesion level)", false)
             .build_cartesian_2d(0f64..1.0, 0f64..1.04)?;
-        chart
-            .configure_mesh()
+        styled_mesh(&mut chart, s, 14.0)
             .x_desc("Recall (lesion sensitivity)")
             .y_desc("Precision")
-            .label_style(font(s, 14.0))
-            .axis_desc_style(font(s, 15.0))
-            .light_line_style(GRID.mix(0.4))
-            .max_light_lines(2)
-            .bold_line_style(GRID)
             .draw()?;
         for (i, m) in self.series.iter().enumerate() {
             let Some(d) = &m.model.detection else { continue };
@@ -503,16 +495,10 @@ impl Figure for Thresholds<'_> {
         let mut chart = chart_builder(root, s, &title, true)
             .build_cartesian_2d(0f64..1.0, 0f64..ymax)?
             .set_secondary_coord(0f64..1.0, 0f64..HEADROOM);
-        chart
-            .configure_mesh()
+        styled_mesh(&mut chart, s, 14.0)
             .x_desc("Candidate threshold (confidence ≥ t)")
             .y_label_formatter(&whole)
             .y_desc("Lesions")
-            .label_style(font(s, 14.0))
-            .axis_desc_style(font(s, 15.0))
-            .light_line_style(GRID.mix(0.4))
-            .max_light_lines(2)
-            .bold_line_style(GRID)
             .draw()?;
         chart
             .configure_secondary_axes()
