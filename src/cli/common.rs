@@ -22,8 +22,8 @@ pub enum UnmatchedOverlap {
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// Every rule of a challenge at once: picai, anima (MSSEG), shifts or panoptica (docs/presets.md). The options
-    /// below override single rules.
+    /// Every rule of a challenge at once: picai, anima (MSSEG), shifts, panoptica or brats2023 (docs/presets.md). The
+    /// options below override single rules.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<Preset>,
     /// Voxel connectivity that joins voxels into one lesion: 6, 18 or 26 [default: 26].
