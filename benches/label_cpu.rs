@@ -5,6 +5,9 @@
 //! (median ms per volume, 1 slab vs the parallel split). Volumes are built
 //! here with a fixed xorshift seed, so runs are comparable across commits.
 //! `LABEL_BENCH_N=256` picks a smaller cube for a quick look.
+//! `LABEL_BENCH_PEAK=sparse|random|zero|one` instead measures the peak
+//! resident memory one labelling adds (VmHWM from /proc/self/status, Linux),
+//! one volume per process so earlier volumes do not raise the mark.
 
 use lesioneval::label::{Connectivity, label_cpu, label_cpu_slabs};
 use std::time::Instant;
@@ -58,11 +61,52 @@ fn median_ms(repeat: usize, mut f: impl FnMut()) -> f64 {
     t[t.len() / 2]
 }
 
+/// Peak resident set size of this process so far, in bytes (0 where /proc is missing).
+fn peak_rss() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn peak(which: &str, n: usize) {
+    let shape = [n, n, n];
+    let mut noise = xorshift(99);
+    let mask: Vec<u8> = match which {
+        "sparse" => blobs(n, 0.013),
+        "random" => (0..n * n * n).map(|_| (noise() >> 63) as u8).collect(),
+        "zero" => vec![0u8; n * n * n],
+        _ => vec![1u8; n * n * n],
+    };
+    let before = peak_rss();
+    let c = label_cpu(&mask, shape, Connectivity::TwentySix);
+    let after = peak_rss();
+    let (input, output) = (mask.len() as u64, 4 * mask.len() as u64);
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    println!(
+        "| {which} {n}³ | {} components | input {:.0} MiB | output {:.0} MiB | labelling added {:.0} MiB to the peak \
+         (input + added = {:.2} × (input + output)) |",
+        c.count(),
+        mib(input),
+        mib(output),
+        mib(after - before),
+        (input + after - before) as f64 / (input + output) as f64
+    );
+}
+
 fn main() {
     let n: usize = std::env::var("LABEL_BENCH_N")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(512);
+    if let Ok(which) = std::env::var("LABEL_BENCH_PEAK") {
+        return peak(&which, n);
+    }
     let shape = [n, n, n];
     let mut noise = xorshift(99);
     let volumes: Vec<(&str, Vec<u8>)> = vec![
