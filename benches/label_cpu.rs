@@ -5,11 +5,13 @@
 //! (median ms per volume, 1 slab vs the parallel split). Volumes are built
 //! here with a fixed xorshift seed, so runs are comparable across commits.
 //! `LABEL_BENCH_N=256` picks a smaller cube for a quick look.
+//! `LABEL_BENCH_STATS=1` instead compares labelling with and without the fused
+//! lesion statistics (one slab, 26-connectivity).
 //! `LABEL_BENCH_PEAK=sparse|random|zero|one` instead measures the peak
 //! resident memory one labelling adds (VmHWM from /proc/self/status, Linux),
 //! one volume per process so earlier volumes do not raise the mark.
 
-use lesioneval::label::{Connectivity, label_cpu, label_cpu_slabs};
+use lesioneval::label::{Connectivity, label_cpu, label_cpu_slabs, label_cpu_slabs_without_stats};
 use std::time::Instant;
 
 fn xorshift(seed: u64) -> impl FnMut() -> u64 {
@@ -115,6 +117,22 @@ fn main() {
         ("all-zero", vec![0u8; n * n * n]),
         ("all-one", vec![1u8; n * n * n]),
     ];
+    if std::env::var("LABEL_BENCH_STATS").is_ok() {
+        println!("{n}³, 1 slab, median ms of 7");
+        println!("| volume | conn | with statistics | without | extra |");
+        println!("|---|---|---|---|---|");
+        for (name, mask) in &volumes {
+            for c in Connectivity::ALL {
+                let without = median_ms(7, || drop(label_cpu_slabs_without_stats(mask, shape, c, 1)));
+                let with = median_ms(7, || drop(label_cpu_slabs(mask, shape, c, 1)));
+                println!(
+                    "| {name} | {c} | {with:.1} | {without:.1} | {:+.1} % |",
+                    (with / without - 1.0) * 100.0
+                );
+            }
+        }
+        return;
+    }
     let threads = rayon::current_num_threads();
     println!("{n}³, rayon threads {threads}; median ms of 5 (label_cpu = auto split; 1 slab = serial)");
     println!("| volume | conn | 1 slab | label_cpu | speed-up |");

@@ -549,9 +549,18 @@ fn score_case_dilated(
         fn_: n_kept - tp,
         tp_pred,
         ignored,
-        gt_voxels: gt.components.foreground(),
+        // The voxel Dice, like the counts, sees only the kept (large enough) GT lesions.
+        gt_voxels: (0..ng)
+            .filter(|&g| kept[g])
+            .map(|g| merged.lesions.lesions[g].voxels)
+            .sum(),
         pred_voxels: pred.components.foreground(),
-        intersection_voxels: table.total_intersection(),
+        intersection_voxels: table
+            .pairs
+            .iter()
+            .filter(|&&(g, _, _)| kept[g as usize - 1])
+            .map(|&(_, _, i)| i)
+            .sum(),
     };
     let graph = graph::correspondence(&table);
     let spacing = gt.geometry.spacing;

@@ -279,8 +279,6 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
     })
 }
 
-/// Merges the shards' lesions.csv texts: rows regrouped by (model, case) in
-/// the merged order, which is what the unsharded run writes.
 /// Probability-map runs: the shards' per-case lesion lists in unsharded case
 /// order, and every curve and interval recomputed from them (the bootstrap
 /// draws depend on that order, so they come out as an unsharded run's).
@@ -313,8 +311,10 @@ fn merge_detection(
     Ok(Some(crate::prob::summary::summarise(cases, prob.bootstrap_settings())))
 }
 
+/// Merges the shards' lesions.csv texts: rows regrouped by (model, case) in
+/// the merged order, which is what the unsharded run writes.
 pub fn merge_lesions_csv(merged: &Merged, parts: &[(PathBuf, String)]) -> Result<String> {
-    let many = merged.models.len() > 1;
+    let many = crate::report::with_model_column(&merged.models);
     let mut header: Option<csv::StringRecord> = None;
     let mut rows: HashMap<(String, String), Vec<csv::StringRecord>> = HashMap::new();
     for (path, text) in parts {
@@ -357,7 +357,8 @@ pub fn merge_lesions_csv(merged: &Merged, parts: &[(PathBuf, String)]) -> Result
             }
         }
     }
-    if let Some(((model, case), _)) = rows.into_iter().next() {
+    // Name the first unknown case in sorted order, so the message does not depend on hashing.
+    if let Some((model, case)) = rows.into_keys().min() {
         return Err(shard_err(format!(
             "lesions.csv has rows for an unknown case {case:?}{}",
             if model.is_empty() {

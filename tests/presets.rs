@@ -520,3 +520,57 @@ fn brats2023_rule_clauses() {
         .clone();
     assert_eq!(counts(&merge), (1, 0, 1, 1));
 }
+
+#[test]
+fn rule_specific_edges() {
+    let d = tempfile::tempdir().unwrap();
+    let (g, p) = (d.path().join("gt"), d.path().join("pred"));
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    // BraTS: a 49 mm³ GT lesion and an empty prediction: nothing to count, voxel Dice 1 too.
+    std::fs::write(
+        g.join("small.nii"),
+        RawNifti::u8([40, 40, 1], big(&[(0, 7, 0, 7)])).bytes(),
+    )
+    .unwrap();
+    std::fs::write(p.join("small.nii"), RawNifti::u8([40, 40, 1], big(&[])).bytes()).unwrap();
+    let (gt, pr) = (g.display().to_string(), p.display().to_string());
+    let doc = score(&gt, &pr, &["--preset", "brats2023", "--region", "all=1"]);
+    let c = &doc["models"][0]["cases"][0];
+    assert_eq!((c["gt"].as_u64(), c["dice"].as_f64()), (Some(0), Some(1.0)), "{c}");
+    // Options the rule would not use are refused rather than silently ignored.
+    for extra in [
+        &["--match", "iou:0.5"][..],
+        &["--strict"],
+        &["--unmatched-overlap", "ignore"],
+    ] {
+        let o = bin()
+            .args(["score", "--gt", &gt, "--pred", &pr, "--preset", "brats2023"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{extra:?}");
+        assert!(String::from_utf8_lossy(&o.stderr).contains("no effect"));
+    }
+    let o = bin()
+        .args([
+            "score", "--gt", &gt, "--pred", &pr, "--assign", "anima", "--match", "iou:0.2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    // One region still names itself in the CSVs' model column.
+    let out = d.path().join("out");
+    bin()
+        .args([
+            "score", "--device", "cpu", "--gt", &gt, "--pred", &pr, "--labels", "1", "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let cases = std::fs::read_to_string(out.join("cases.csv")).unwrap();
+    assert!(
+        cases.starts_with("model,case,") && cases.contains(":1,small,"),
+        "{cases}"
+    );
+}

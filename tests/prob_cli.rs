@@ -396,3 +396,68 @@ fn plots_of_mask_only_runs_and_the_plots_flag() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.json"));
 }
+
+#[test]
+fn a_missing_map_is_reported_missing() {
+    // --pred has every case, --prob lacks one: with --missing empty that case is listed as
+    // missing and scored without candidates.
+    let ex = root().join("examples/data");
+    let d = tempfile::tempdir().unwrap();
+    let probs = d.path().join("probs");
+    std::fs::create_dir_all(&probs).unwrap();
+    for e in std::fs::read_dir(ex.join("dice_loss_prob")).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != "ms_003.nii.gz" {
+            std::fs::copy(e.path(), probs.join(e.file_name())).unwrap();
+        }
+    }
+    let gt = ex.join("labelsTs").display().to_string();
+    let pred = ex.join("dice_loss").display().to_string();
+    let prob = probs.display().to_string();
+    let o = bin()
+        .args([
+            "score",
+            "--device",
+            "cpu",
+            "--gt",
+            &gt,
+            "--pred",
+            &pred,
+            "--prob",
+            &prob,
+            "--bootstrap",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "a missing map is an error by default");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("ms_003"));
+    let doc = json_of(&[
+        "score",
+        "--gt",
+        &gt,
+        "--pred",
+        &pred,
+        "--prob",
+        &prob,
+        "--bootstrap",
+        "0",
+        "--missing",
+        "empty",
+    ]);
+    assert_eq!(doc["missing"], serde_json::json!(["ms_003"]));
+    let c = doc["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["case"] == "ms_003")
+        .unwrap();
+    assert_eq!(c["missing_prediction"], true);
+    let det = doc["detection"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["case"] == "ms_003")
+        .unwrap();
+    assert_eq!(det["score"], 0.0);
+}

@@ -118,6 +118,21 @@ impl EvalArgs {
             Some(iterations) => Assignment::Dilated { iterations },
             None => self.assign.unwrap_or(base.assignment),
         };
+        // Options that the chosen assignment would silently not use are refused.
+        let unused_match = self.match_rule.is_some() || self.strict;
+        match assignment {
+            Assignment::Dilated { .. } if unused_match || self.unmatched_overlap.is_some() => anyhow::bail!(
+                "--match, --strict and --unmatched-overlap have no effect with BraTS' dilated matching \
+                 (a prediction hits a lesion when it meets its dilation)"
+            ),
+            Assignment::Anima { .. } if unused_match => {
+                anyhow::bail!("--match and --strict have no effect with --assign anima (its α/β/γ test decides)")
+            }
+            _ => {}
+        }
+        if self.plots.is_some() && !(1..=1200).contains(&self.plot_style.dpi) {
+            anyhow::bail!("--dpi must be between 1 and 1200, not {}", self.plot_style.dpi);
+        }
         let mut regions = self.regions()?;
         if regions.is_empty() {
             regions = base.regions.clone();

@@ -70,8 +70,14 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
     let Some(pairing) = pairing else {
         bail!("give --pred, --prob or both");
     };
-    let missing = pairing.missing.first().cloned().unwrap_or_default();
     let (pairing, partial) = a.eval.apply_shard(pairing);
+    // A case missing its mask or its map (`--missing empty`) is listed once, in case order.
+    let missing: Vec<String> = pairing
+        .cases
+        .iter()
+        .filter(|c| c.preds.iter().any(Option::is_none))
+        .map(|c| c.id.clone())
+        .collect();
     let pred_name = inputs[0].0.display().to_string();
     if a.prob.prob.is_some() && matches!(config.assignment, lesioneval::matching::Assignment::Dilated { .. }) {
         bail!("--prob with BraTS' dilated matching (--preset brats2023, --dilation) is not supported");

@@ -235,6 +235,27 @@ struct Slab {
 /// # Panics
 /// As [`label_cpu`].
 pub fn label_cpu_slabs(mask: &[u8], shape: [usize; 3], connectivity: Connectivity, slabs: usize) -> Components {
+    label_slabs::<true>(mask, shape, connectivity, slabs)
+}
+
+/// [`label_cpu_slabs`] without the lesion statistics (they are left empty):
+/// only for measuring what the fused statistics cost (`benches/label_cpu.rs`).
+#[doc(hidden)]
+pub fn label_cpu_slabs_without_stats(
+    mask: &[u8],
+    shape: [usize; 3],
+    connectivity: Connectivity,
+    slabs: usize,
+) -> Components {
+    label_slabs::<false>(mask, shape, connectivity, slabs)
+}
+
+fn label_slabs<const STATS: bool>(
+    mask: &[u8],
+    shape: [usize; 3],
+    connectivity: Connectivity,
+    slabs: usize,
+) -> Components {
     let [nx, ny, nz] = shape;
     let n = nx * ny * nz;
     assert_eq!(mask.len(), n, "mask length does not match shape {shape:?}");
@@ -324,7 +345,7 @@ pub fn label_cpu_slabs(mask: &[u8], shape: [usize; 3], connectivity: Connectivit
         .zip(&label_off[..nslabs])
         .zip(&first[..nslabs])
         .map(|(((((out, own), w), &(z0, _)), &loff), &first)| {
-            write_slab(w, &final_label[loff..], first, out, own, [nx, ny, z0])
+            write_slab::<STATS>(w, &final_label[loff..], first, out, own, [nx, ny, z0])
         })
         .collect();
     for (l, st) in foreign.into_iter().flatten() {
@@ -397,7 +418,7 @@ fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u3
 /// plane `z0`) and adds its runs to the statistics: to `own` for final labels
 /// numbered in this slab (from `first`), else to the returned side table.
 /// `final_label[l]` is the final label of the slab's provisional label `l`.
-fn write_slab(
+fn write_slab<const STATS: bool>(
     w: &Slab,
     final_label: &[u32],
     first: u32,
@@ -427,6 +448,9 @@ fn write_slab(
                 }
             } else {
                 line[s..e].fill(l);
+            }
+            if !STATS {
+                continue;
             }
             let stats = if l >= first {
                 &mut own[(l - first) as usize]

@@ -12,7 +12,7 @@ mod gpu;
 pub mod reference;
 mod stats;
 
-pub use cpu::{label_cpu, label_cpu_slabs};
+pub use cpu::{label_cpu, label_cpu_slabs, label_cpu_slabs_without_stats};
 pub use gpu::{GpuOptions, GpuTimings, label_gpu, label_gpu_with};
 pub use stats::LesionStats;
 

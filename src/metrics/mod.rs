@@ -59,7 +59,8 @@ pub struct Rates {
 impl Counts {
     pub fn rates(&self) -> Rates {
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
-        let precision = ratio(self.tp_pred, self.pred - self.ignored);
+        // saturating: counts read back from a (possibly edited) results.json must not underflow.
+        let precision = ratio(self.tp_pred, self.pred.saturating_sub(self.ignored));
         let recall = ratio(self.tp, self.gt);
         let f1 = match (precision, recall) {
             (Some(p), Some(r)) if p + r > 0.0 => 2.0 * p * r / (p + r),

@@ -249,13 +249,12 @@ pub struct SizeSensitivity<'a> {
 }
 
 impl<'a> SizeSensitivity<'a> {
-    /// None when no model carries per-lesion volumes.
+    /// None when no model carries per-lesion volumes. Quantile bins pool the
+    /// GT lesions of every series (they differ between label regions).
     pub fn new(series: &'a [Series<'a>], bins: &SizeBins) -> Option<Self> {
         let mut volumes: Vec<f64> = series
-            .first()?
-            .model
-            .cases
             .iter()
+            .flat_map(|s| s.model.cases.iter())
             .flat_map(|c| c.gt_lesions.iter().map(|l| l.mm3))
             .collect();
         if volumes.is_empty() {
@@ -311,12 +310,17 @@ impl Figure for SizeSensitivity<'_> {
             .collect();
         let names: Vec<String> = (0..nb)
             .map(|b| {
-                let n = counts.first().map_or(0, |c| c[b].1);
                 let (lo, hi) = (self.edges[b], self.edges[b + 1]);
-                if self.edges.len() == 2 && lo == hi {
-                    format!("{} (n={n})", short(lo))
+                let range = if self.edges.len() == 2 && lo == hi {
+                    short(lo)
                 } else {
-                    format!("{}–{} (n={n})", short(lo), short(hi))
+                    format!("{}–{}", short(lo), short(hi))
+                };
+                // n when every series has the same GT lesions in the bin (one ground truth).
+                let n = counts.first().map(|c| c[b].1);
+                match n {
+                    Some(n) if counts.iter().all(|c| c[b].1 == n) => format!("{range} (n={n})"),
+                    _ => range,
                 }
             })
             .collect();

@@ -192,9 +192,18 @@ pub fn plot_all(files: &[ResultsFile], out: &Path, opts: &PlotOptions) -> Result
     if !detected.is_empty() {
         written.extend(render(out, "froc", opts, &figures::Froc { series: &detected })?);
         written.extend(render(out, "pr", opts, &figures::PrCurve { series: &detected })?);
+        let mut stems: Vec<String> = Vec::new();
         for s in &detected {
-            let stem = format!("thresholds_{}", slug(&s.name));
+            // Distinct names can share a slug ("a b", "a_b"): number the repeats.
+            let base = format!("thresholds_{}", slug(&s.name));
+            let mut stem = base.clone();
+            let mut k = 2;
+            while stems.contains(&stem) {
+                stem = format!("{base}_{k}");
+                k += 1;
+            }
             written.extend(render(out, &stem, opts, &figures::Thresholds { series: s })?);
+            stems.push(stem);
         }
     }
     Ok(written)

@@ -162,7 +162,7 @@ fn evaluate_case(
         }
         None => None,
     };
-    let (pred, missing) = match prob.mask_threshold {
+    let (pred, mask_missing) = match prob.mask_threshold {
         Some(t) => match &map {
             Some(v) => (threshold_mask(v, t, config, timings)?, false),
             None => (Labelled::empty(&gt.geometry), true),
@@ -184,6 +184,8 @@ fn evaluate_case(
             None => (Labelled::empty(&gt.geometry), true),
         },
     };
+    // Missing the map (no candidates) counts as missing too, not only missing the mask.
+    let missing = mask_missing || map.is_none();
     let result = Timings::time(&timings.matching, || {
         eval::score_case(&case.id, &gt, &pred, config, missing)
     });

@@ -448,7 +448,7 @@ fn summary_csv(models: &[ModelResult]) -> String {
 /// Writes `cases.csv`, `lesions.csv` (and `summary.csv` for several models)
 /// plus `results.json` (the given JSON text) into `dir`.
 pub fn write_outputs(dir: &Path, models: &[ModelResult], json: &str) -> Result<()> {
-    let lesions = lesions_csv(models, models.len() > 1);
+    let lesions = lesions_csv(models, with_model_column(models));
     write_tables(dir, models, json, Some(&lesions))
 }
 
@@ -459,7 +459,7 @@ pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv:
         path: dir.to_path_buf(),
         source,
     })?;
-    let many = models.len() > 1;
+    let many = with_model_column(models);
     write_text(&dir.join("cases.csv"), &cases_csv(models, many))?;
     if let Some(lesions) = lesions_csv {
         write_text(&dir.join("lesions.csv"), lesions)?;
@@ -626,6 +626,11 @@ pub fn lesion_stats_csv(lesions: &[crate::label::LesionStats], g: &crate::io::Ge
         row
     });
     csv_string(&header, rows)
+}
+
+/// The CSV files have a `model` column with several models, or with label regions.
+pub fn with_model_column(models: &[ModelResult]) -> bool {
+    models.len() > 1 || models.iter().any(|m| m.region.is_some())
 }
 
 /// The model column of the CSV files: the name, and `:region` in multi-class runs.

@@ -6,6 +6,7 @@ mod files;
 mod table;
 
 pub use files::{
-    ResultsJson, compare_json, lesion_stats_csv, model_label, score_json, write_outputs, write_tables, write_text,
+    ResultsJson, compare_json, lesion_stats_csv, model_label, score_json, with_model_column, write_outputs,
+    write_tables, write_text,
 };
 pub use table::{Format, Table, cases_table, compare_table, detection_table, region_cases_table};
