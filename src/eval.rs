@@ -331,19 +331,31 @@ pub struct ModelResult {
 pub struct Labelled {
     pub components: Components,
     pub geometry: Geometry,
+    /// BraTS' merged GT lesions, computed once per GT however many models use it.
+    merged: std::sync::OnceLock<matching::dilated::Merged>,
+}
+
+impl Labelled {
+    pub fn new(components: Components, geometry: Geometry) -> Self {
+        Labelled {
+            components,
+            geometry,
+            merged: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 impl Labelled {
     /// No lesions, on `geometry`'s grid (a missing prediction).
     pub fn empty(geometry: &Geometry) -> Self {
-        Labelled {
-            components: Components {
+        Labelled::new(
+            Components {
                 shape: geometry.shape,
                 labels: vec![0; geometry.len()],
                 lesions: Vec::new(),
             },
-            geometry: geometry.clone(),
-        }
+            geometry.clone(),
+        )
     }
 }
 
@@ -370,10 +382,7 @@ pub(crate) fn label_volume(
         label::label_on(data, geometry.shape, connectivity, device)
     })?;
     components.remove_smaller_than(min_size.min_voxels(geometry.voxel_volume()));
-    Ok(Labelled {
-        components,
-        geometry: geometry.clone(),
-    })
+    Ok(Labelled::new(components, geometry.clone()))
 }
 
 /// Scores one case given labelled GT and prediction.
@@ -394,11 +403,8 @@ pub fn score_case(
     // Unmatched predictions that qualify with some GT lesion (picai's rule leaves them out).
     let mut ignored_pred = vec![false; pred.components.lesions.len()];
     if config.ignore_unmatched_overlap {
-        for &(g, p, inter) in &table.pairs {
-            let score = config.criterion.score(table.gt_size(g), table.pred_size(p), inter);
-            if m.pred_matched[p as usize - 1].is_empty() && config.criterion.qualifies(score, inter) {
-                ignored_pred[p as usize - 1] = true;
-            }
+        for (p, q) in table.pred_qualifies(&config.criterion).into_iter().enumerate() {
+            ignored_pred[p] = q && m.pred_matched[p].is_empty();
         }
     }
     let ignored = ignored_pred.iter().filter(|&&b| b).count() as u64;
@@ -512,8 +518,11 @@ fn score_case_dilated(
     iterations: u32,
 ) -> CaseResult {
     let shape = gt.geometry.shape;
-    let mask: Vec<u8> = gt.components.labels.iter().map(|&l| u8::from(l != 0)).collect();
-    let merged = matching::dilated::merge(&mask, shape, iterations);
+    // The iterations are fixed for a run, so the GT's merge is shared by every model.
+    let merged = gt.merged.get_or_init(|| {
+        let mask: Vec<u8> = gt.components.labels.iter().map(|&l| u8::from(l != 0)).collect();
+        matching::dilated::merge(&mask, shape, iterations)
+    });
     let min_voxels = config.min_size_gt.min_voxels(gt.geometry.voxel_volume());
     let kept: Vec<bool> = merged.lesions.lesions.iter().map(|l| l.voxels >= min_voxels).collect();
     let hits_table = OverlapTable::build(&merged.dilated, &pred.components);

@@ -72,6 +72,17 @@ impl OverlapTable {
     }
 
     /// Voxels shared by the binarised masks.
+    /// Per prediction (index id − 1): whether it qualifies with some GT lesion under `criterion`.
+    pub fn pred_qualifies(&self, criterion: &super::Criterion) -> Vec<bool> {
+        let mut q = vec![false; self.pred_sizes.len()];
+        for &(g, p, inter) in &self.pairs {
+            if criterion.qualifies(criterion.score(self.gt_size(g), self.pred_size(p), inter), inter) {
+                q[p as usize - 1] = true;
+            }
+        }
+        q
+    }
+
     pub fn total_intersection(&self) -> u64 {
         self.pairs.iter().map(|&(_, _, c)| c).sum()
     }

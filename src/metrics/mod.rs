@@ -11,6 +11,16 @@
 
 pub mod surface;
 
+/// NumPy's default (linear) percentile of sorted values, `q` in [0, 1]; NaN for none.
+pub(crate) fn quantile_sorted(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
 use serde::{Deserialize, Serialize};
 
 /// Counts and voxel tallies of one case (or a sum of cases).

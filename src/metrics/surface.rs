@@ -172,15 +172,10 @@ fn lower_envelope(f: &[f64], w: f64, out: &mut Vec<f64>) {
     }
 }
 
-/// NumPy's default (linear) percentile; NaN for no values.
+/// NumPy's default (linear) percentile, `p` in percent; NaN for no values.
 fn percentile(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
     v.sort_by(f64::total_cmp);
-    let pos = p / 100.0 * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+    super::quantile_sorted(v, p / 100.0)
 }
 
 #[cfg(test)]

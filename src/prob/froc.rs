@@ -15,6 +15,7 @@
 use super::Candidate;
 use crate::label::{self, Components, Connectivity, LesionStats};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
+use crate::metrics::quantile_sorted;
 
 /// One entry of a case's lesion list: a GT lesion (detected with the
 /// candidate's confidence, or missed with 0) or a false-positive candidate.
@@ -95,14 +96,7 @@ pub fn detections_against(
             });
         }
     }
-    // Candidates that qualify with some lesion under the rule.
-    let mut qualifies = vec![false; candidates.len()];
-    for &(g, p, inter) in &table.pairs {
-        let score = criterion.score(table.gt_size(g), table.pred_size(p), inter);
-        if criterion.qualifies(score, inter) {
-            qualifies[p as usize - 1] = true;
-        }
-    }
+    let qualifies = table.pred_qualifies(criterion);
     for (p, matched) in m.pred_matched.iter().enumerate() {
         if matched.is_empty() && !(allow_unmatched_overlap && qualifies[p]) {
             out.push(LesionScore {
@@ -364,13 +358,8 @@ fn percentile_interval(v: &mut [f64], level: f64) -> (f64, f64) {
         return (f64::NAN, f64::NAN);
     }
     v.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        let pos = p * (v.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
-    };
     let tail = (1.0 - level) / 2.0;
-    (q(tail), q(1.0 - tail))
+    (quantile_sorted(v, tail), quantile_sorted(v, 1.0 - tail))
 }
 
 #[cfg(test)]
