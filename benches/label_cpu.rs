@@ -5,13 +5,15 @@
 //! (median ms per volume, 1 slab vs the parallel split). Volumes are built
 //! here with a fixed xorshift seed, so runs are comparable across commits.
 //! `LABEL_BENCH_N=256` picks a smaller cube for a quick look.
+//! `LABEL_BENCH_RECYCLE=1` instead compares a fresh label volume with writing
+//! into the previous result's (`label_cpu_recycling`, 26-connectivity).
 //! `LABEL_BENCH_STATS=1` instead compares labelling with and without the fused
 //! lesion statistics (one slab, 26-connectivity).
 //! `LABEL_BENCH_PEAK=sparse|random|zero|one` instead measures the peak
 //! resident memory one labelling adds (VmHWM from /proc/self/status, Linux),
 //! one volume per process so earlier volumes do not raise the mark.
 
-use lesioneval::label::{Connectivity, label_cpu, label_cpu_slabs, label_cpu_slabs_without_stats};
+use lesioneval::label::{Connectivity, label_cpu, label_cpu_recycling, label_cpu_slabs, label_cpu_slabs_without_stats};
 use std::time::Instant;
 
 fn xorshift(seed: u64) -> impl FnMut() -> u64 {
@@ -125,6 +127,26 @@ fn main() {
         ("all-zero", resident_zeros(n * n * n)),
         ("all-one", vec![1u8; n * n * n]),
     ];
+    if std::env::var("LABEL_BENCH_RECYCLE").is_ok() {
+        let c = Connectivity::TwentySix;
+        println!(
+            "{n}³, 26-connectivity, rayon threads {}; median ms of 5",
+            rayon::current_num_threads()
+        );
+        println!("| volume | fresh label volume | recycled (previous result's) | fresh / recycled |");
+        println!("|---|---|---|---|");
+        for (name, mask) in &volumes {
+            let fresh = median_ms(5, || drop(label_cpu(mask, shape, c)));
+            let mut prev = Some(label_cpu(mask, shape, c));
+            let warm = median_ms(5, || {
+                if let Some(p) = prev.take() {
+                    prev = Some(label_cpu_recycling(mask, shape, c, p));
+                }
+            });
+            println!("| {name} | {fresh:.1} | {warm:.1} | {:.2} |", fresh / warm);
+        }
+        return;
+    }
     if std::env::var("LABEL_BENCH_STATS").is_ok() {
         println!("{n}³, 1 slab, median ms of 7");
         println!("| volume | conn | with statistics | without | extra |");

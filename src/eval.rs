@@ -873,6 +873,10 @@ fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<
             }));
         }
     }
+    // The label volumes are done with: the next case on this thread writes into them.
+    for l in gts.into_iter().chain(preds.into_iter().flatten().flatten()) {
+        label::recycle(l.components);
+    }
     Ok(out)
 }
 

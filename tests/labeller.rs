@@ -6,7 +6,7 @@ mod common;
 
 use common::{Backend, assert_same_as_reference, fixtures, random_mask};
 use lesioneval::io;
-use lesioneval::label::{Components, Connectivity, label_cpu, label_cpu_slabs, label_gpu};
+use lesioneval::label::{Components, Connectivity, label_cpu, label_cpu_recycling, label_cpu_slabs, label_gpu};
 use proptest::prelude::*;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -27,6 +27,15 @@ fn cpu_plane_slabs(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Component
     label_cpu_slabs(mask, shape, c, usize::MAX)
 }
 
+/// Writing into the labels of a dense earlier result of the same size (its
+/// lesions' boxes are cleared first), as a folder run reuses a buffer.
+fn cpu_recycling(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Components {
+    let n = mask.len();
+    let dense = random_mask([n, 1, 1], 0.7, 99);
+    let previous = label_cpu(&dense, [n, 1, 1], Connectivity::Six);
+    label_cpu_recycling(mask, shape, c, previous)
+}
+
 /// Every backend the suite runs against: the GPU joins when an adapter exists
 /// (CI installs lavapipe and sets LESIONEVAL_REQUIRE_GPU=1, making its absence a failure).
 fn backends() -> Vec<(&'static str, Backend)> {
@@ -34,6 +43,7 @@ fn backends() -> Vec<(&'static str, Backend)> {
         ("cpu", label_cpu),
         ("cpu_slabs", cpu_slabs),
         ("cpu_plane_slabs", cpu_plane_slabs),
+        ("cpu_recycling", cpu_recycling),
     ];
     if common::gpu_available() {
         b.push(("gpu", gpu));

@@ -12,7 +12,7 @@ mod gpu;
 pub mod reference;
 mod stats;
 
-pub use cpu::{label_cpu, label_cpu_slabs, label_cpu_slabs_without_stats};
+pub use cpu::{label_cpu, label_cpu_recycling, label_cpu_slabs, label_cpu_slabs_without_stats};
 pub use gpu::{GpuOptions, GpuTimings, label_gpu, label_gpu_with};
 pub use stats::LesionStats;
 
@@ -129,9 +129,45 @@ impl Components {
     }
 }
 
-/// Labels `mask` (non-zero = foreground) with the CPU backend.
+/// Labels `mask` (non-zero = foreground) with the CPU backend, reusing a
+/// volume handed back with [`recycle`] on this thread when one has the size.
 pub fn label(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> Components {
-    label_cpu(mask, shape, connectivity)
+    let n = shape.iter().product();
+    match take_recycled(n) {
+        Some(previous) => label_cpu_recycling(mask, shape, connectivity, previous),
+        None => label_cpu(mask, shape, connectivity),
+    }
+}
+
+thread_local! {
+    /// Label volumes handed back for reuse (at most [`RECYCLE_KEEP`] per thread).
+    static RECYCLED: std::cell::RefCell<Vec<Components>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many finished label volumes one thread keeps for reuse: a case holds a
+/// GT and a prediction at once, so two cover a folder run.
+const RECYCLE_KEEP: usize = 2;
+
+/// Hands a labelled volume that is no longer needed back, so that the next
+/// CPU labelling of a volume with as many voxels on this thread writes into
+/// it instead of page-faulting a fresh allocation (2–3× faster on a 512³
+/// volume, docs/benchmarks.md). Results are identical either way. The kept
+/// volumes stay allocated until the thread ends or they are reused.
+pub fn recycle(c: Components) {
+    RECYCLED.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() < RECYCLE_KEEP {
+            r.push(c);
+        }
+    });
+}
+
+fn take_recycled(n: usize) -> Option<Components> {
+    RECYCLED.with(|r| {
+        let mut r = r.borrow_mut();
+        let i = r.iter().position(|c| c.labels.len() == n)?;
+        Some(r.swap_remove(i))
+    })
 }
 
 /// Where labelling runs (`--device`).
@@ -202,7 +238,7 @@ pub fn label_timed(
     device: Device,
 ) -> Result<(Components, Option<GpuTimings>)> {
     if device.resolve()? == Device::Cpu {
-        return Ok((label_cpu(mask, shape, connectivity), None));
+        return Ok((label(mask, shape, connectivity), None));
     }
     let gpu =
         crate::gpu::context().and_then(|ctx| label_gpu_with(&ctx, mask, shape, connectivity, GpuOptions::default()));
