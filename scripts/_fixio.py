@@ -1,6 +1,9 @@
 """Deterministic NIfTI (gzip mtime 0) and JSON writing shared by the fixture scripts."""
 import gzip
 import io
+import json
+import math
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -46,3 +49,35 @@ def dump_json(obj):
         return "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]"
 
     return re.sub(r"\[\s*([-0-9.eE+,\s]+?)\s*\]", collapse, text) + "\n"
+
+
+def num(x):
+    """Python float/int for JSON; non-finite floats become the strings 'inf', '-inf', 'nan'."""
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    x = float(x)
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+# JSON strings allowed inside a one-line scalar list: the non-finite markers of num().
+NONFINITE = r'"-?inf"|"nan"'
+# Any short string without brackets (for lists of ids).
+ANY_STRING = r'"[^"\[\]]*"'
+
+
+def dump_stable(obj, sort_keys=False, strings=NONFINITE):
+    """Stable JSON (indent 1, no NaN) with lists of scalars — numbers, booleans, null and
+    strings matching `strings` — kept on one line."""
+    text = json.dumps(obj, indent=1, sort_keys=sort_keys, allow_nan=False)
+
+    def collapse(m):
+        return "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]"
+
+    scalar = r"(?:[-0-9.eE+]+|" + strings + r"|true|false|null)"
+    return re.sub(r"\[\s*(" + scalar + r"(?:\s*,\s*" + scalar + r")*)\s*\]", collapse, text) + "\n"

@@ -29,7 +29,6 @@ import contextlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 import warnings  # noqa: E402
 from importlib.metadata import version as pkg_version  # noqa: E402
@@ -43,7 +42,7 @@ with contextlib.redirect_stdout(io.StringIO()):  # report_guided_annotation prin
 from picai_eval import evaluate  # noqa: E402
 from picai_eval.metrics import Metrics  # noqa: E402
 
-from _fixio import save_nifti  # noqa: E402
+from _fixio import dump_stable, num, save_nifti  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "fixtures" / "froc"
@@ -60,34 +59,8 @@ DYN_INTERNAL = {"max_prob_failsafe_stopping_threshold": 0.01, "lesion_confidence
 
 
 # --------------------------------------------------------------------------- JSON
-def num(x):
-    """Python float/int for JSON; non-finite floats become the strings 'inf', '-inf', 'nan'."""
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
 def nums(a):
     return [num(v) for v in np.asarray(a).ravel().tolist()]
-
-
-def dump(obj):
-    text = json.dumps(obj, indent=1, allow_nan=False)
-
-    def collapse(m):
-        return "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]"
-
-    # lists of scalars (numbers, "inf"/"nan" strings, booleans, null) on one line
-    return re.sub(r'\[\s*((?:[-0-9.eE+]+|"-?inf"|"nan"|true|false|null)'
-                  r'(?:\s*,\s*(?:[-0-9.eE+]+|"-?inf"|"nan"|true|false|null))*)\s*\]',
-                  collapse, text) + "\n"
 
 
 # --------------------------------------------------------------------------- synthetic cases
@@ -522,7 +495,7 @@ def main():
         cand_doc["cases"][name] = entry
         print(f"{name:28s} " + "  ".join(
             f"{m}:{[c['confidence'] for c in entry['modes'][str(m)]['candidates']]}" for m in MODES))
-    (OUT / "candidates.json").write_text(dump(cand_doc))
+    (OUT / "candidates.json").write_text(dump_stable(cand_doc))
 
     # ---- metrics
     met_doc = {
@@ -555,7 +528,7 @@ def main():
                                     **r1}
             print(f"{key:40s} AP={r1['AP']!r} auroc={r1['auroc']!r} score={r1['score']!r}")
     met_doc["edge_cases"] = edge_cases()
-    (OUT / "metrics.json").write_text(dump(met_doc))
+    (OUT / "metrics.json").write_text(dump_stable(met_doc))
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
     print(f"fixtures/froc: {total} bytes")
 

@@ -43,9 +43,7 @@ import _venv  # noqa: E402
 _venv.ensure(venv=".venv-panoptica", requirements="requirements-panoptica.txt")
 
 import hashlib  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
-import re  # noqa: E402
 import shutil  # noqa: E402
 from importlib.metadata import version as pkg_version  # noqa: E402
 
@@ -59,6 +57,8 @@ from panoptica import (ConnectedComponentsInstanceApproximator, InputType, MaxBi
 from panoptica._functionals import _get_paired_crop  # noqa: E402
 from panoptica.metrics import MetricMode  # noqa: E402
 from panoptica.utils.citation_reminder import disable_citation_reminder  # noqa: E402
+
+from _fixio import dump_stable, num  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "fixtures" / "panoptica"
@@ -86,32 +86,6 @@ def matchers():
 
 
 # --------------------------------------------------------------------------- JSON
-def num(x):
-    """Python float/int for JSON; non-finite floats become the strings 'inf', '-inf', 'nan'."""
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    x = float(x)
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
-def dump(obj):
-    """Stable JSON: sorted keys, floats via repr (json's default), lists of scalars on one line."""
-    text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=False)
-
-    def collapse(m):
-        return "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]"
-
-    return re.sub(r'\[\s*((?:[-0-9.eE+]+|"-?inf"|"nan"|true|false|null)'
-                  r'(?:\s*,\s*(?:[-0-9.eE+]+|"-?inf"|"nan"|true|false|null))*)\s*\]',
-                  collapse, text) + "\n"
-
-
 def close(a, b, tol=TOL):
     a, b = float(a), float(b)
     if math.isnan(a) or math.isnan(b):
@@ -362,7 +336,7 @@ def main():
         "suites": suites,
     }
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "expected.json").write_text(dump(doc))
+    (OUT / "expected.json").write_text(dump_stable(doc, sort_keys=True))
     n = sum(len(c) for c in suites.values())
     print(f"wrote {OUT / 'expected.json'}: {n} cases; greedy != max-bipartite in {len(differ)}: {differ}; "
           f"cases with several IoU>=0.5 partners: {tied}")

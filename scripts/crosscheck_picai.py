@@ -37,7 +37,6 @@ import _venv  # noqa: E402
 _venv.ensure()
 
 import json  # noqa: E402
-import re  # noqa: E402
 from importlib.metadata import version as pkg_version  # noqa: E402
 
 import nibabel as nib  # noqa: E402
@@ -46,6 +45,8 @@ from scipy import ndimage  # noqa: E402
 from scipy.optimize import linear_sum_assignment  # noqa: E402
 
 from picai_eval.eval import evaluate_case  # noqa: E402
+
+from _fixio import ANY_STRING, dump_stable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "fixtures" / "picai" / "expected_crosscheck.json"
@@ -58,18 +59,6 @@ SUITES = [  # (suite name, folder relative to the repo root, has an expected.jso
 SETTINGS = [("allow_unmatched=True", True), ("allow_unmatched=False", False)]
 COUNTS = ["gt", "pred", "tp", "fp", "fn"]
 STRUCT = np.ones((3, 3, 3), dtype=bool)
-
-
-def dump(obj):
-    """Stable JSON: sorted keys, lists of scalars on one line."""
-    text = json.dumps(obj, indent=1, sort_keys=True, allow_nan=False)
-
-    def collapse(m):
-        return "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]"
-
-    return re.sub(r'\[\s*((?:[-0-9.eE+]+|"[^"\[\]]*"|true|false|null)'
-                  r'(?:\s*,\s*(?:[-0-9.eE+]+|"[^"\[\]]*"|true|false|null))*)\s*\]',
-                  collapse, text) + "\n"
 
 
 def picai(gt, pred, allow):
@@ -158,7 +147,7 @@ def main():
         "settings_differ": differ,
         "runs": runs,
     }
-    OUT.write_text(dump(doc))
+    OUT.write_text(dump_stable(doc, sort_keys=True, strings=ANY_STRING))
     n = sum(len(c) for c in runs["allow_unmatched=False"].values())
     print(f"wrote {OUT}: {n} cases; allow=False matches expected.json in {checked} cases; "
           f"allow=True != allow=False in {len(differ)}: {differ}")

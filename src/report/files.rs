@@ -543,77 +543,80 @@ fn detection_csv(models: &[ModelResult]) -> String {
     csv_string(&header, rows)
 }
 
-fn model_cell(header: &mut Vec<&str>, many: bool) {
+/// A CSV of per-model detection rows: `rows_of` gives one model's rows, and
+/// with several models (or regions) each row starts with the model's label.
+fn detection_rows_csv(
+    models: &[ModelResult],
+    many: bool,
+    columns: &[&str],
+    rows_of: impl Fn(&DetectionSummary) -> Vec<Vec<String>>,
+) -> String {
+    let mut header = columns.to_vec();
     if many {
         header.insert(0, "model");
     }
+    let rows = with_detection(models).flat_map(|(m, d)| {
+        rows_of(d).into_iter().map(move |mut row| {
+            if many {
+                row.insert(0, model_label(m));
+            }
+            row
+        })
+    });
+    csv_string(&header, rows)
 }
 
 fn froc_csv(models: &[ModelResult], many: bool) -> String {
-    let mut header = vec!["threshold", "tp", "fp", "sensitivity", "fp_per_case"];
-    model_cell(&mut header, many);
-    let rows = with_detection(models).flat_map(|(m, d)| {
-        d.froc.iter().map(move |p| {
-            let mut row = vec![
-                num(p.threshold),
-                num(p.tp),
-                num(p.fp),
-                num(p.sensitivity),
-                num(p.fp_per_case),
-            ];
-            if many {
-                row.insert(0, model_label(m));
-            }
-            row
-        })
-    });
-    csv_string(&header, rows)
+    let columns = ["threshold", "tp", "fp", "sensitivity", "fp_per_case"];
+    detection_rows_csv(models, many, &columns, |d| {
+        d.froc
+            .iter()
+            .map(|p| {
+                [p.threshold, p.tp, p.fp, p.sensitivity, p.fp_per_case]
+                    .map(num)
+                    .to_vec()
+            })
+            .collect()
+    })
 }
 
 fn thresholds_csv(models: &[ModelResult], many: bool) -> String {
-    let mut header = vec!["threshold", "tp", "fp", "fn", "precision", "recall", "f1"];
-    model_cell(&mut header, many);
-    let rows = with_detection(models).flat_map(|(m, d)| {
-        d.operating_points.iter().map(move |p| {
-            let mut row = vec![
-                num(p.threshold),
-                p.tp.to_string(),
-                p.fp.to_string(),
-                p.fn_.to_string(),
-                num(p.precision),
-                num(p.recall),
-                num(p.f1),
-            ];
-            if many {
-                row.insert(0, model_label(m));
-            }
-            row
-        })
-    });
-    csv_string(&header, rows)
+    let columns = ["threshold", "tp", "fp", "fn", "precision", "recall", "f1"];
+    detection_rows_csv(models, many, &columns, |d| {
+        d.operating_points
+            .iter()
+            .map(|p| {
+                vec![
+                    num(p.threshold),
+                    p.tp.to_string(),
+                    p.fp.to_string(),
+                    p.fn_.to_string(),
+                    num(p.precision),
+                    num(p.recall),
+                    num(p.f1),
+                ]
+            })
+            .collect()
+    })
 }
 
 /// Every entry of every case's lesion list: GT lesions (hit or missed) and false-positive candidates.
 fn candidates_csv(models: &[ModelResult], many: bool) -> String {
-    let mut header = vec!["case", "kind", "confidence", "iou"];
-    model_cell(&mut header, many);
-    let rows = with_detection(models).flat_map(|(m, d)| {
-        d.cases.iter().flat_map(move |c| {
-            c.lesions.iter().map(move |l| {
-                let kind = match (l.lesion, l.confidence > 0.0) {
-                    (true, true) => "tp",
-                    (true, false) => "fn",
-                    (false, _) => "fp",
-                };
-                let mut row = vec![c.case.clone(), kind.to_string(), num(l.confidence), num(l.iou)];
-                if many {
-                    row.insert(0, model_label(m));
-                }
-                row
+    detection_rows_csv(models, many, &["case", "kind", "confidence", "iou"], |d| {
+        d.cases
+            .iter()
+            .flat_map(|c| {
+                c.lesions.iter().map(|l| {
+                    let kind = match (l.lesion, l.confidence > 0.0) {
+                        (true, true) => "tp",
+                        (true, false) => "fn",
+                        (false, _) => "fp",
+                    };
+                    vec![c.case.clone(), kind.to_string(), num(l.confidence), num(l.iou)]
+                })
             })
-        })
-    });
-    csv_string(&header, rows)
+            .collect()
+    })
 }
 
 /// The `label --stats` table: one row per lesion of one labelled volume.
