@@ -50,3 +50,14 @@ impl Error {
         }
     }
 }
+
+impl Error {
+    /// Attach the model file to an error raised while running it.
+    pub(crate) fn in_file(self, path: &std::path::Path) -> Error {
+        match self {
+            Error::Gpu(m) => Error::Gpu(format!("{}: {m}", path.display())),
+            Error::Config(m) => Error::input(path, m),
+            e => e,
+        }
+    }
+}

@@ -23,6 +23,7 @@ pub mod error;
 pub mod eval;
 pub mod gate;
 pub mod gpu;
+pub mod infer;
 pub mod io;
 pub mod label;
 pub mod matching;

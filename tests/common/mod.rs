@@ -133,3 +133,40 @@ pub fn gpu_available() -> bool {
         }
     }
 }
+
+/// Read a little-endian float32, C-order `.npy` file (what the ONNX fixture scripts write).
+pub fn read_npy(path: &std::path::Path) -> lesioneval::infer::Tensor {
+    let b = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(&b[..6], b"\x93NUMPY", "{}", path.display());
+    let (hlen, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        (u32::from_le_bytes([b[8], b[9], b[10], b[11]]) as usize, 12)
+    };
+    let header = std::str::from_utf8(&b[start..start + hlen]).unwrap();
+    assert!(header.contains("'descr': '<f4'"), "{}: {header}", path.display());
+    assert!(header.contains("'fortran_order': False"), "{}", path.display());
+    let shape_txt = header.split("'shape': (").nth(1).unwrap().split(')').next().unwrap();
+    let shape: Vec<usize> = shape_txt
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let data: Vec<f32> = b[start + hlen..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(data.len(), shape.iter().product::<usize>(), "{}", path.display());
+    lesioneval::infer::Tensor::new(shape, data)
+}
+
+/// Largest absolute difference; panics on a shape mismatch.
+pub fn max_abs_diff(a: &lesioneval::infer::Tensor, b: &lesioneval::infer::Tensor) -> f32 {
+    assert_eq!(a.shape, b.shape);
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}

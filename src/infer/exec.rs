@@ -1,0 +1,151 @@
+//! Executes a loaded [`Model`] on one backend: nodes in file order, each value
+//! dropped after its last reader so peak memory stays at the live set.
+
+use super::model::{Model, Op};
+use super::tensor::Tensor;
+use super::{cpu, gpu, model};
+use crate::error::{Error, Result};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    Gpu,
+}
+
+/// A model ready to run.
+pub struct Session {
+    pub path: PathBuf,
+    pub model: Arc<Model>,
+    pub backend: Backend,
+    gpu: Option<gpu::GpuModel>,
+}
+
+impl Session {
+    /// Read and load `path`; for the GPU backend also upload the weights.
+    pub fn load(path: &Path, backend: Backend) -> Result<Session> {
+        let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+        let model = model::load(&bytes).map_err(|e| Error::input(path, e))?;
+        Session::from_model(path, model, backend)
+    }
+
+    pub fn from_model(path: &Path, model: Model, backend: Backend) -> Result<Session> {
+        let model = Arc::new(model);
+        let gpu = match backend {
+            Backend::Cpu => None,
+            Backend::Gpu => Some(gpu::GpuModel::new(model.clone()).map_err(|e| e.in_file(path))?),
+        };
+        Ok(Session {
+            path: path.to_path_buf(),
+            model,
+            backend,
+            gpu,
+        })
+    }
+
+    /// Run on one input tensor per model input (batch included); returns the model's output.
+    pub fn run(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        match &self.gpu {
+            Some(g) => g.run(inputs).map_err(|e| e.in_file(&self.path)),
+            None => run_cpu(&self.model, inputs).map_err(|e| Error::input(&self.path, e)),
+        }
+    }
+
+    /// The largest batch of patches of this spatial size the backend takes in one call.
+    pub fn max_batch(&self, input_shape_batch1: &[usize]) -> Result<usize> {
+        match &self.gpu {
+            Some(g) => g.max_batch(input_shape_batch1).map_err(|e| e.in_file(&self.path)),
+            None => Ok(1),
+        }
+    }
+}
+
+/// Number of readers left for each value.
+pub(crate) fn use_counts(m: &Model) -> HashMap<&str, usize> {
+    let mut c: HashMap<&str, usize> = HashMap::new();
+    for n in &m.nodes {
+        for i in &n.inputs {
+            *c.entry(i.as_str()).or_default() += 1;
+        }
+    }
+    *c.entry(m.output.as_str()).or_default() += 1;
+    c
+}
+
+/// Execute on the CPU; errors name the node.
+pub fn run_cpu(m: &Model, inputs: &[&Tensor]) -> std::result::Result<Tensor, String> {
+    check_inputs(m, inputs.iter().map(|t| t.shape.as_slice()))?;
+    let mut left = use_counts(m);
+    let mut values: HashMap<&str, Tensor> = HashMap::new();
+    for (i, t) in m.inputs.iter().zip(inputs) {
+        values.insert(i.name.as_str(), (*t).clone());
+    }
+    for n in &m.nodes {
+        let ins: Vec<&Tensor> = n.inputs.iter().map(|i| &values[i.as_str()]).collect();
+        let out = match &n.op {
+            Op::Reshape { .. } | Op::Identity if left.get(n.inputs[0].as_str()) == Some(&1) => {
+                // Last reader: move instead of copying.
+                let shape = super::shape::infer(&n.op, &[&ins[0].shape]).map_err(|e| node_err(n, e))?;
+                let mut t = values.remove(n.inputs[0].as_str()).expect("input present");
+                t.shape = shape;
+                left.remove(n.inputs[0].as_str());
+                t
+            }
+            _ => cpu::run_op(&n.op, &ins).map_err(|e| node_err(n, e))?,
+        };
+        for i in &n.inputs {
+            if let Some(c) = left.get_mut(i.as_str()) {
+                *c -= 1;
+                if *c == 0 {
+                    values.remove(i.as_str());
+                }
+            }
+        }
+        values.insert(n.output.as_str(), out);
+    }
+    values
+        .remove(m.output.as_str())
+        .ok_or_else(|| "the output was not computed".to_string())
+}
+
+pub(crate) fn node_err(n: &model::Node, e: String) -> String {
+    format!("node '{}' ({}): {e}", n.name, n.op_type)
+}
+
+/// One tensor per input, each with the declared rank and fixed sizes (the batch axis is free).
+pub(crate) fn check_inputs<'a>(
+    m: &Model,
+    shapes: impl ExactSizeIterator<Item = &'a [usize]>,
+) -> std::result::Result<(), String> {
+    if shapes.len() != m.inputs.len() {
+        return Err(format!(
+            "the model takes {} inputs, got {}",
+            m.inputs.len(),
+            shapes.len()
+        ));
+    }
+    for (inp, shape) in m.inputs.iter().zip(shapes) {
+        if shape.len() != inp.dims.len() {
+            return Err(format!(
+                "input {} is {}-D, got shape {shape:?}",
+                inp.name,
+                inp.dims.len()
+            ));
+        }
+        for (i, (&s, d)) in shape.iter().zip(&inp.dims).enumerate() {
+            if let Some(d) = d
+                && i > 0
+                && *d != s
+            {
+                return Err(format!(
+                    "axis {i} of input {} must be {d}, got {s} (shape {shape:?})",
+                    inp.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,733 @@
+//! GPU backend: every op as a WGSL compute kernel on the shared wgpu device
+//! (`shaders/nn.wgsl` documents the kernels).
+//!
+//! Why hand-written: no maintained crate runs ONNX on wgpu with 3-D
+//! convolutions. A whole forward pass (one batch of patches) is recorded into
+//! one command encoder and submitted once; intermediate buffers come from a
+//! size-keyed pool and go back to it after their last reader, so memory stays
+//! at the live set, and wgpu orders the dispatches that share a buffer.
+//! Weights are uploaded once per model. Every tensor must fit one storage
+//! binding (`max_storage_buffer_binding_size`, 128 MiB on lavapipe), which
+//! [`GpuModel::max_batch`] uses to choose how many patches run together.
+//! Validation and out-of-memory errors are caught by error scopes and returned
+//! as `Error::Gpu`.
+
+use super::cpu::resize_tables;
+use super::exec::{check_inputs, node_err, use_counts};
+use super::model::{Act, BinKind, Model, Op, Operand};
+use super::shape::{self, as5, window_geometry};
+use super::tensor::{Tensor, broadcast_strides, strides};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+use wgpu::util::DeviceExt;
+
+struct Pipelines {
+    layout: wgpu::BindGroupLayout,
+    by_name: HashMap<&'static str, wgpu::ComputePipeline>,
+}
+
+const KERNELS: [&str; 11] = [
+    "affine_act",
+    "in_stats",
+    "binary",
+    "gather",
+    "concat",
+    "softmax",
+    "pool",
+    "resize",
+    "conv_tiled",
+    "conv_direct",
+    "conv_transpose",
+];
+
+static PIPELINES: OnceLock<std::result::Result<Pipelines, String>> = OnceLock::new();
+
+fn pipelines(ctx: &GpuContext) -> Result<&'static Pipelines> {
+    PIPELINES
+        .get_or_init(|| build_pipelines(ctx))
+        .as_ref()
+        .map_err(|e| Error::Gpu(e.clone()))
+}
+
+fn build_pipelines(ctx: &GpuContext) -> std::result::Result<Pipelines, String> {
+    let d = &ctx.device;
+    let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("nn.wgsl"),
+        source: wgpu::ShaderSource::Wgsl(include_str!("shaders/nn.wgsl").into()),
+    });
+    let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let ro = wgpu::BufferBindingType::Storage { read_only: true };
+    let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some("nn"),
+        entries: &[
+            entry(0, wgpu::BufferBindingType::Uniform),
+            entry(1, ro),
+            entry(2, ro),
+            entry(3, ro),
+            entry(4, wgpu::BufferBindingType::Storage { read_only: false }),
+        ],
+    });
+    let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("nn"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let by_name = KERNELS
+        .iter()
+        .map(|&name| {
+            let p = d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(name),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+            (name, p)
+        })
+        .collect();
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(format!("shader or pipeline creation failed: {e}"));
+    }
+    Ok(Pipelines { layout, by_name })
+}
+
+/// Weights of one node on the device.
+#[derive(Default)]
+struct NodeBufs {
+    a: Option<wgpu::Buffer>,
+    b: Option<wgpu::Buffer>,
+}
+
+/// A model whose weights live on the GPU.
+pub struct GpuModel {
+    ctx: Arc<GpuContext>,
+    model: Arc<Model>,
+    bufs: Vec<NodeBufs>,
+    /// A 4-byte buffer bound where a kernel reads nothing.
+    dummy: wgpu::Buffer,
+}
+
+/// A value on the device: its shape and buffer (shared by Reshape/Identity aliases).
+#[derive(Clone)]
+struct Value {
+    shape: Vec<usize>,
+    buf: Arc<wgpu::Buffer>,
+}
+
+fn act_code(a: Act) -> (u32, f32) {
+    match a {
+        Act::None => (0, 0.0),
+        Act::Relu => (1, 0.0),
+        Act::Leaky(al) => (2, al),
+        Act::Sigmoid => (3, 0.0),
+    }
+}
+
+impl GpuModel {
+    pub fn new(model: Arc<Model>) -> Result<GpuModel> {
+        let ctx = crate::gpu::context()?;
+        pipelines(&ctx)?;
+        let d = &ctx.device;
+        let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = d.push_error_scope(wgpu::ErrorFilter::Validation);
+        let up = |data: &[f32]| {
+            let data = if data.is_empty() { &[0.0f32][..] } else { data };
+            d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("weights"),
+                contents: bytemuck::cast_slice(data),
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+        };
+        let bufs = model
+            .nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Conv(c) => NodeBufs {
+                    a: Some(up(&c.weight)),
+                    b: Some(up(&c.bias)),
+                },
+                Op::ConvTranspose(c) => NodeBufs {
+                    a: Some(up(&c.weight)),
+                    b: Some(up(&c.bias)),
+                },
+                Op::Affine { scale, shift, .. } => NodeBufs {
+                    a: Some(up(scale)),
+                    b: Some(up(shift)),
+                },
+                Op::InstanceNorm { scale, bias, .. } => NodeBufs {
+                    a: Some(up(scale)),
+                    b: Some(up(bias)),
+                },
+                Op::PRelu { slope } => NodeBufs {
+                    a: Some(up(&slope.data)),
+                    b: None,
+                },
+                Op::Binary {
+                    b: Operand::Const { t, .. },
+                    ..
+                } => NodeBufs {
+                    a: Some(up(&t.data)),
+                    b: None,
+                },
+                _ => NodeBufs::default(),
+            })
+            .collect();
+        let dummy = up(&[0.0]);
+        check_scopes(validation, oom, "uploading the model's weights")?;
+        Ok(GpuModel {
+            ctx,
+            model,
+            bufs,
+            dummy,
+        })
+    }
+
+    /// The adapter this model runs on.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
+    /// Shapes of every value for an input shape (no execution).
+    fn shapes(&self, inputs: &[&[usize]]) -> std::result::Result<HashMap<String, Vec<usize>>, String> {
+        let mut s: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, sh) in self.model.inputs.iter().zip(inputs) {
+            s.insert(i.name.clone(), sh.to_vec());
+        }
+        for n in &self.model.nodes {
+            let ins: Vec<&[usize]> = n.inputs.iter().map(|i| s[i].as_slice()).collect();
+            let o = shape::infer(&n.op, &ins).map_err(|e| node_err(n, e))?;
+            s.insert(n.output.clone(), o);
+        }
+        Ok(s)
+    }
+
+    /// How many patches (batch entries) fit one call: every tensor must fit a
+    /// storage binding and the live set a quarter of the largest buffer... kept
+    /// simple: the binding limit on the largest tensor, at most 16.
+    pub fn max_batch(&self, batch1: &[usize]) -> Result<usize> {
+        let s = self.shapes(&[batch1]).map_err(Error::Config)?;
+        let largest = s.values().map(|v| v.iter().product::<usize>() * 4).max().unwrap_or(4) as u64;
+        let limit = self
+            .ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.ctx.limits.max_buffer_size);
+        if largest > limit {
+            return Err(Error::Gpu(format!(
+                "one patch needs a {} MiB tensor but the adapter binds at most {} MiB; use a smaller --patch",
+                largest >> 20,
+                limit >> 20
+            )));
+        }
+        Ok(((limit / largest) as usize).clamp(1, 16))
+    }
+
+    /// Run the model on `input` and read the output back.
+    pub fn run(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+        check_inputs(&self.model, inputs.iter().map(|t| t.shape.as_slice())).map_err(Error::Config)?;
+        let in_shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+        let shapes = self.shapes(&in_shapes).map_err(Error::Config)?;
+        let limit = self
+            .ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.ctx.limits.max_buffer_size);
+        if let Some((name, s)) = shapes
+            .iter()
+            .find(|(_, s)| (s.iter().product::<usize>() * 4) as u64 > limit)
+        {
+            return Err(Error::Gpu(format!(
+                "value '{name}' of shape {s:?} exceeds the adapter's {} MiB binding limit; use a smaller batch or patch",
+                limit >> 20
+            )));
+        }
+        let d = &self.ctx.device;
+        let p = pipelines(&self.ctx)?;
+        let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = d.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut rec = Recorder {
+            d,
+            p,
+            enc: d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("forward") }),
+            pool: HashMap::new(),
+            dummy: &self.dummy,
+        };
+        let mut left = use_counts(&self.model);
+        let mut values: HashMap<&str, Value> = HashMap::new();
+        for (i, t) in self.model.inputs.iter().zip(inputs) {
+            let buf = Arc::new(d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("input"),
+                contents: bytemuck::cast_slice(if t.data.is_empty() { &[0.0f32][..] } else { &t.data }),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            }));
+            values.insert(
+                i.name.as_str(),
+                Value {
+                    shape: t.shape.clone(),
+                    buf,
+                },
+            );
+        }
+        for (ni, n) in self.model.nodes.iter().enumerate() {
+            let ins: Vec<&Value> = n.inputs.iter().map(|i| &values[i.as_str()]).collect();
+            let out_shape = shapes[&n.output].clone();
+            let out = rec
+                .node(&n.op, &self.bufs[ni], &ins, out_shape)
+                .map_err(|e| Error::Config(node_err(n, e)))?;
+            for i in &n.inputs {
+                if let Some(c) = left.get_mut(i.as_str()) {
+                    *c -= 1;
+                    if *c == 0
+                        && let Some(v) = values.remove(i.as_str())
+                    {
+                        rec.release(v);
+                    }
+                }
+            }
+            values.insert(n.output.as_str(), out);
+        }
+        let out = values
+            .remove(self.model.output.as_str())
+            .ok_or_else(|| Error::Gpu("the output was not computed".into()))?;
+        let bytes = (out.shape.iter().product::<usize>() * 4).max(4) as u64;
+        let readback = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        rec.enc.copy_buffer_to_buffer(&out.buf, 0, &readback, 0, bytes);
+        self.ctx.queue.submit([rec.enc.finish()]);
+        let data = map_read(d, &readback);
+        check_scopes(validation, oom, "running the model")?;
+        let mut data = data?;
+        data.truncate(out.shape.iter().product());
+        Ok(Tensor::new(out.shape, data))
+    }
+}
+
+struct Recorder<'a> {
+    d: &'a wgpu::Device,
+    p: &'a Pipelines,
+    enc: wgpu::CommandEncoder,
+    pool: HashMap<u64, Vec<Arc<wgpu::Buffer>>>,
+    dummy: &'a wgpu::Buffer,
+}
+
+fn groups(n: usize, per: usize) -> (u32, u32) {
+    let g = n.div_ceil(per).max(1);
+    let x = g.min(65535);
+    (x as u32, g.div_ceil(x) as u32)
+}
+
+fn u(v: usize) -> std::result::Result<u32, String> {
+    u32::try_from(v).map_err(|_| format!("size {v} exceeds the GPU kernels' 32-bit indexing"))
+}
+
+impl Recorder<'_> {
+    fn alloc(&mut self, shape: Vec<usize>) -> Value {
+        let bytes = (shape.iter().product::<usize>() * 4).max(4) as u64;
+        let buf = match self.pool.get_mut(&bytes).and_then(Vec::pop) {
+            Some(b) => b,
+            None => Arc::new(self.d.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("value"),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })),
+        };
+        Value { shape, buf }
+    }
+
+    fn release(&mut self, v: Value) {
+        if Arc::strong_count(&v.buf) == 1 {
+            self.pool.entry(v.buf.size()).or_default().push(v.buf);
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        kernel: &str,
+        params: &[u32],
+        x: &wgpu::Buffer,
+        a: Option<&wgpu::Buffer>,
+        b: Option<&wgpu::Buffer>,
+        y: &wgpu::Buffer,
+        wg: (u32, u32),
+    ) {
+        let mut pv = [0u32; 64];
+        pv[..params.len()].copy_from_slice(params);
+        let pbuf = self.d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(kernel),
+            contents: bytemuck::cast_slice(&pv),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let bg = self.d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel),
+            layout: &self.p.layout,
+            entries: &[
+                bind(0, &pbuf),
+                bind(1, x),
+                bind(2, a.unwrap_or(self.dummy)),
+                bind(3, b.unwrap_or(self.dummy)),
+                bind(4, y),
+            ],
+        });
+        let mut pass = self.enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(kernel),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&self.p.by_name[kernel]);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(wg.0, wg.1, 1);
+    }
+
+    fn node(
+        &mut self,
+        op: &Op,
+        w: &NodeBufs,
+        ins: &[&Value],
+        out_shape: Vec<usize>,
+    ) -> std::result::Result<Value, String> {
+        let x = ins[0];
+        let n_out: usize = out_shape.iter().product();
+        u(n_out)?;
+        u(x.shape.iter().product())?;
+        let f = |v: f32| v.to_bits();
+        Ok(match op {
+            Op::Reshape { .. } | Op::Identity => Value {
+                shape: out_shape,
+                buf: x.buf.clone(),
+            },
+            Op::Conv(c) => {
+                let s = as5(&x.shape, c.rank)?;
+                let (pb, o) = window_geometry(s, c.kernel, c.strides, c.dilations, &c.pads)?;
+                let y = self.alloc(out_shape);
+                let (act, alpha) = act_code(c.act);
+                let nocb = c.c_out.div_ceil(8);
+                let ext: Vec<usize> = (0..3)
+                    .map(|a| ([4, 4, 8][a] - 1) * c.strides[a] + (c.kernel[a] - 1) * c.dilations[a] + 1)
+                    .collect();
+                let tiled = ext.iter().product::<usize>() <= 2048 && 8 * c.kernel.iter().product::<usize>() <= 1024;
+                let tiles = [o[2].div_ceil(8), o[1].div_ceil(4), o[0].div_ceil(4)];
+                let mut prm = vec![
+                    u(s[0])?,
+                    u(s[1])?,
+                    u(s[2])?,
+                    u(s[3])?,
+                    u(s[4])?,
+                    u(c.c_out)?,
+                    u(o[0])?,
+                    u(o[1])?,
+                    u(o[2])?,
+                ];
+                prm.extend(
+                    c.kernel
+                        .iter()
+                        .chain(&c.strides)
+                        .chain(&c.dilations)
+                        .chain(&pb)
+                        .map(|&v| v as u32),
+                );
+                prm.extend([
+                    act,
+                    f(alpha),
+                    nocb as u32,
+                    tiles[0] as u32,
+                    tiles[1] as u32,
+                    tiles[2] as u32,
+                ]);
+                prm.extend(ext.iter().map(|&v| v as u32));
+                let (kernel, wg) = if tiled {
+                    ("conv_tiled", groups(tiles.iter().product::<usize>() * nocb * s[0], 1))
+                } else {
+                    ("conv_direct", groups(o.iter().product::<usize>() * nocb * s[0], 64))
+                };
+                self.dispatch(kernel, &prm, &x.buf, w.a.as_ref(), w.b.as_ref(), &y.buf, wg);
+                y
+            }
+            Op::ConvTranspose(c) => {
+                let s = as5(&x.shape, c.rank)?;
+                let o5 = as5(&out_shape, c.rank)?;
+                let y = self.alloc(out_shape);
+                let (act, alpha) = act_code(c.act);
+                let nocb = c.c_out.div_ceil(8);
+                let mut prm = vec![
+                    u(s[0])?,
+                    u(s[1])?,
+                    u(s[2])?,
+                    u(s[3])?,
+                    u(s[4])?,
+                    u(c.c_out)?,
+                    u(o5[2])?,
+                    u(o5[3])?,
+                    u(o5[4])?,
+                ];
+                prm.extend(
+                    c.kernel
+                        .iter()
+                        .chain(&c.strides)
+                        .chain(&c.dilations)
+                        .chain(&c.pad_begin)
+                        .map(|&v| v as u32),
+                );
+                prm.extend([act, f(alpha), nocb as u32]);
+                let wg = groups(o5[2] * o5[3] * o5[4] * nocb * s[0], 64);
+                self.dispatch("conv_transpose", &prm, &x.buf, w.a.as_ref(), w.b.as_ref(), &y.buf, wg);
+                y
+            }
+            Op::Affine { scale, act, .. } => {
+                let plane: usize = x.shape[2..].iter().product();
+                let y = self.alloc(out_shape);
+                let (act, alpha) = act_code(*act);
+                let prm = [u(n_out)?, u(plane.max(1))?, u(scale.len())?, 1, act, f(alpha), 0];
+                self.dispatch(
+                    "affine_act",
+                    &prm,
+                    &x.buf,
+                    w.a.as_ref(),
+                    w.b.as_ref(),
+                    &y.buf,
+                    groups(n_out, 64),
+                );
+                y
+            }
+            Op::InstanceNorm { eps, act, scale, .. } => {
+                let plane: usize = x.shape[2..].iter().product();
+                let ninst = x.shape[0] * x.shape[1];
+                let stats = self.alloc(vec![2 * ninst]);
+                let prm = [u(plane.max(1))?, u(ninst)?, u(scale.len())?, f(*eps)];
+                self.dispatch(
+                    "in_stats",
+                    &prm,
+                    &x.buf,
+                    w.a.as_ref(),
+                    w.b.as_ref(),
+                    &stats.buf,
+                    groups(ninst, 1),
+                );
+                let y = self.alloc(out_shape);
+                let (act, alpha) = act_code(*act);
+                let prm = [
+                    u(n_out)?,
+                    u(plane.max(1))?,
+                    u(scale.len())?,
+                    2,
+                    act,
+                    f(alpha),
+                    u(ninst)?,
+                ];
+                self.dispatch(
+                    "affine_act",
+                    &prm,
+                    &x.buf,
+                    Some(&stats.buf),
+                    None,
+                    &y.buf,
+                    groups(n_out, 64),
+                );
+                self.release(stats);
+                y
+            }
+            Op::Act(a) => {
+                let y = self.alloc(out_shape);
+                let (act, alpha) = act_code(*a);
+                let prm = [u(n_out)?, 1, 1, 0, act, f(alpha), 0];
+                self.dispatch("affine_act", &prm, &x.buf, None, None, &y.buf, groups(n_out, 64));
+                y
+            }
+            Op::PRelu { slope } => self.binary(4, false, x, &slope.shape, w.a.as_ref(), out_shape)?,
+            Op::Binary { kind, b } => {
+                let code = match kind {
+                    BinKind::Add => 0,
+                    BinKind::Sub => 1,
+                    BinKind::Mul => 2,
+                    BinKind::Div => 3,
+                };
+                match b {
+                    Operand::Value(_) => {
+                        let bv = ins[1];
+                        let bbuf = bv.buf.clone();
+                        self.binary(code, false, x, &bv.shape.clone(), Some(&bbuf), out_shape)?
+                    }
+                    Operand::Const { t, swapped } => {
+                        self.binary(code, *swapped, x, &t.shape, w.a.as_ref(), out_shape)?
+                    }
+                }
+            }
+            Op::Softmax { axis, flatten } => {
+                let a = shape::axis(*axis, x.shape.len())?;
+                let (len, inner) = if *flatten {
+                    (x.shape[a..].iter().product::<usize>(), 1)
+                } else {
+                    (x.shape[a], x.shape[a + 1..].iter().product::<usize>())
+                };
+                let count = n_out / len.max(1);
+                let y = self.alloc(out_shape);
+                self.dispatch(
+                    "softmax",
+                    &[u(count)?, u(len)?, u(inner)?],
+                    &x.buf,
+                    None,
+                    None,
+                    &y.buf,
+                    groups(count, 64),
+                );
+                y
+            }
+            Op::Pool(pl) => {
+                let s = as5(&x.shape, pl.rank)?;
+                let (pb, o) = window_geometry(s, pl.kernel, pl.strides, [1; 3], &pl.pads)?;
+                let (_, pe) = pl.pads.resolve([s[2], s[3], s[4]], pl.kernel, pl.strides, [1; 3]);
+                let y = self.alloc(out_shape);
+                let mut prm = vec![u(n_out)?, u(s[2])?, u(s[3])?, u(s[4])?, u(o[0])?, u(o[1])?, u(o[2])?];
+                prm.extend(
+                    pl.kernel
+                        .iter()
+                        .chain(&pl.strides)
+                        .chain(&pb)
+                        .chain(&pe)
+                        .map(|&v| v as u32),
+                );
+                prm.extend([u32::from(pl.max), u32::from(pl.count_include_pad)]);
+                self.dispatch("pool", &prm, &x.buf, None, None, &y.buf, groups(n_out, 64));
+                y
+            }
+            Op::Resize(r) => {
+                if x.shape.len() > 6 {
+                    return Err("Resize supports at most 6 axes".into());
+                }
+                let tables = resize_tables(r, &x.shape, &out_shape);
+                let mut packed: Vec<f32> = Vec::new();
+                let mut offs = Vec::new();
+                for (i0, i1, wt) in &tables {
+                    offs.push(u(packed.len())?);
+                    for o in 0..i0.len() {
+                        packed.extend([f32::from_bits(i0[o]), f32::from_bits(i1[o]), wt[o]]);
+                    }
+                }
+                let tbuf = self.d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("resize-tables"),
+                    contents: bytemuck::cast_slice(&packed),
+                    usage: wgpu::BufferUsages::STORAGE,
+                });
+                let mut prm = vec![u(n_out)?, x.shape.len() as u32];
+                prm.extend(pad6(&out_shape));
+                prm.extend(pad6(&strides(&x.shape)));
+                prm.extend(offs.iter().copied().chain(std::iter::repeat(0)).take(6));
+                let y = self.alloc(out_shape);
+                self.dispatch("resize", &prm, &x.buf, None, Some(&tbuf), &y.buf, groups(n_out, 64));
+                y
+            }
+            Op::Concat { axis } => {
+                let a = shape::axis(*axis, x.shape.len())?;
+                let chunk_out: usize = out_shape[a..].iter().product();
+                let y = self.alloc(out_shape);
+                let mut offset = 0;
+                for t in ins {
+                    let n: usize = t.shape.iter().product();
+                    let chunk_in: usize = t.shape[a..].iter().product();
+                    if n > 0 {
+                        let prm = [u(n)?, u(chunk_in)?, u(chunk_out)?, u(offset)?];
+                        self.dispatch("concat", &prm, &t.buf, None, None, &y.buf, groups(n, 64));
+                    }
+                    offset += chunk_in;
+                }
+                y
+            }
+            Op::Transpose { perm } => {
+                if perm.len() > 6 {
+                    return Err("Transpose supports at most 6 axes".into());
+                }
+                let xs = strides(&x.shape);
+                let ps: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
+                let mut prm = vec![u(n_out)?, perm.len() as u32];
+                prm.extend(pad6(&out_shape));
+                prm.extend(pad6(&ps));
+                let y = self.alloc(out_shape);
+                self.dispatch("gather", &prm, &x.buf, None, None, &y.buf, groups(n_out, 64));
+                y
+            }
+        })
+    }
+
+    fn binary(
+        &mut self,
+        code: u32,
+        swapped: bool,
+        x: &Value,
+        b_shape: &[usize],
+        b: Option<&wgpu::Buffer>,
+        out_shape: Vec<usize>,
+    ) -> std::result::Result<Value, String> {
+        if out_shape.len() > 6 {
+            return Err("broadcasting supports at most 6 axes".into());
+        }
+        let n_out: usize = out_shape.iter().product();
+        let mut prm = vec![u(n_out)?, out_shape.len() as u32, code, u32::from(swapped)];
+        prm.extend(pad6(&out_shape));
+        prm.extend(pad6(&broadcast_strides(&x.shape, &out_shape)));
+        prm.extend(pad6(&broadcast_strides(b_shape, &out_shape)));
+        let y = self.alloc(out_shape);
+        self.dispatch("binary", &prm, &x.buf, b, None, &y.buf, groups(n_out, 64));
+        Ok(y)
+    }
+}
+
+fn bind(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buf.as_entire_binding(),
+    }
+}
+
+fn pad6(v: &[usize]) -> impl Iterator<Item = u32> + '_ {
+    v.iter().map(|&x| x as u32).chain(std::iter::repeat(0)).take(6)
+}
+
+fn check_scopes(validation: wgpu::ErrorScopeGuard, oom: wgpu::ErrorScopeGuard, what: &str) -> Result<()> {
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::Gpu(format!("validation error while {what}: {e}")));
+    }
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Gpu(format!("out of GPU memory while {what}: {e}")));
+    }
+    Ok(())
+}
+
+fn map_read(d: &wgpu::Device, buf: &wgpu::Buffer) -> Result<Vec<f32>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    d.poll(wgpu::PollType::Wait {
+        submission_index: None,
+        timeout: None,
+    })
+    .map_err(|e| Error::Gpu(format!("device lost or timed out: {e}")))?;
+    rx.recv()
+        .map_err(|e| Error::Gpu(format!("buffer mapping never completed: {e}")))?
+        .map_err(|e| Error::Gpu(format!("cannot map GPU buffer: {e}")))?;
+    let out = {
+        let view = buf
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("cannot read GPU buffer: {e}")))?;
+        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+    };
+    buf.unmap();
+    Ok(out)
+}
