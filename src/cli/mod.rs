@@ -6,10 +6,12 @@
 mod check;
 mod common;
 mod compare;
+mod infer;
 mod label;
 mod merge;
 mod plot;
 mod prob;
+mod run;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +44,11 @@ enum Command {
     /// Figures (FROC, PR, TP/FP/F1 vs threshold, sensitivity by lesion size, TP/FP/FN bars, lesion counts)
     /// from one or more results.json files.
     Plot(plot::PlotArgs),
+    /// Run an ONNX segmentation model over images (sliding window, blended overlapping patches) and write
+    /// probability maps.
+    Infer(Box<infer::InferArgs>),
+    /// Infer, then score the probability maps against the ground truth (tables, FROC, plots) in one go.
+    Run(Box<run::RunArgs>),
 }
 
 pub fn main() -> ExitCode {
@@ -53,6 +60,8 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(a),
         Command::Merge(a) => merge::run(a).map(|()| ExitCode::SUCCESS),
         Command::Plot(a) => plot::run(a).map(|()| ExitCode::SUCCESS),
+        Command::Infer(a) => infer::run(*a).map(|()| ExitCode::SUCCESS),
+        Command::Run(a) => run::run(*a),
     };
     match result {
         Ok(code) => code,

@@ -358,6 +358,8 @@ impl Recorder<'_> {
         }
     }
 
+    /// One kernel launch: reads `x` (and the optional `a`, `b`), writes `y`.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &mut self,
         kernel: &str,

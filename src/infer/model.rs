@@ -11,6 +11,7 @@
 //!   fused into it when nothing else reads the intermediate value;
 //! - an unsupported operator, attribute or attribute value is an error naming
 //!   the node, the operator and the attribute.
+//!
 //! 2-D convolutions and pools are stored as 3-D ones with a depth-1 kernel.
 
 use super::proto::{self, AttrValue, Dim, NodeProto, TensorData};
@@ -655,10 +656,10 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             let (c_out, c_in) = (w.shape[0], w.shape[1]);
             let mut kernel = [1; 3];
             kernel[3 - rank..].copy_from_slice(&w.shape[2..]);
-            if let Some(ks) = attrs.ints("kernel_shape")? {
-                if ks.iter().map(|&k| k as usize).ne(w.shape[2..].iter().copied()) {
-                    return Err(attrs.bad("kernel_shape", "disagrees with the weight's shape"));
-                }
+            if let Some(ks) = attrs.ints("kernel_shape")?
+                && ks.iter().map(|&k| k as usize).ne(w.shape[2..].iter().copied())
+            {
+                return Err(attrs.bad("kernel_shape", "disagrees with the weight's shape"));
             }
             let strides = spatial(attrs.ints("strides")?, rank, 1, &attrs, "strides", 1)?;
             let dilations = spatial(attrs.ints("dilations")?, rank, 1, &attrs, "dilations", 1)?;
@@ -700,10 +701,10 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             let (c_in, c_out) = (w.shape[0], w.shape[1]);
             let mut kernel = [1; 3];
             kernel[3 - rank..].copy_from_slice(&w.shape[2..]);
-            if let Some(ks) = attrs.ints("kernel_shape")? {
-                if ks.iter().map(|&k| k as usize).ne(w.shape[2..].iter().copied()) {
-                    return Err(attrs.bad("kernel_shape", "disagrees with the weight's shape"));
-                }
+            if let Some(ks) = attrs.ints("kernel_shape")?
+                && ks.iter().map(|&k| k as usize).ne(w.shape[2..].iter().copied())
+            {
+                return Err(attrs.bad("kernel_shape", "disagrees with the weight's shape"));
             }
             let strides = spatial(attrs.ints("strides")?, rank, 1, &attrs, "strides", 1)?;
             let dilations = spatial(attrs.ints("dilations")?, rank, 1, &attrs, "dilations", 1)?;
@@ -903,13 +904,13 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
         "Concat" => {
             let axis = attrs.int("axis", 1)?;
             inputs = n.inputs.iter().filter(|s| !s.is_empty()).cloned().collect();
-            if let Some(c) = inputs.iter().find(|i| consts.is_const(i)) {
-                if !inputs.iter().all(|i| consts.f.contains_key(i)) {
-                    return Err(format!(
-                        "{}: input '{c}' is a constant; Concat of constants with computed values is not supported",
-                        describe(n)
-                    ));
-                }
+            if let Some(c) = inputs.iter().find(|i| consts.is_const(i))
+                && !inputs.iter().all(|i| consts.f.contains_key(i))
+            {
+                return Err(format!(
+                    "{}: input '{c}' is a constant; Concat of constants with computed values is not supported",
+                    describe(n)
+                ));
             }
             Op::Concat { axis }
         }
@@ -1061,8 +1062,8 @@ fn fuse(m: &mut Model) {
                     },
                 ) if c.act == Act::None && scale.len() == c.c_out => {
                     let k = c.weight.len() / c.c_out;
-                    for o in 0..c.c_out {
-                        c.weight[o * k..(o + 1) * k].iter_mut().for_each(|w| *w *= scale[o]);
+                    for (o, block) in c.weight.chunks_mut(k).enumerate() {
+                        block.iter_mut().for_each(|w| *w *= scale[o]);
                         c.bias[o] = c.bias[o] * scale[o] + shift[o];
                     }
                     true
@@ -1075,15 +1076,13 @@ fn fuse(m: &mut Model) {
                         act: Act::None,
                     },
                 ) if c.act == Act::None && scale.len() == c.c_out => {
+                    // Weights are [c_in, c_out, k…]: block i belongs to output channel i % c_out.
                     let k = c.weight.len() / (c.c_out * c.c_in);
-                    for ci in 0..c.c_in {
-                        for o in 0..c.c_out {
-                            let s = (ci * c.c_out + o) * k;
-                            c.weight[s..s + k].iter_mut().for_each(|w| *w *= scale[o]);
-                        }
+                    for (i, block) in c.weight.chunks_mut(k).enumerate() {
+                        block.iter_mut().for_each(|w| *w *= scale[i % c.c_out]);
                     }
-                    for o in 0..c.c_out {
-                        c.bias[o] = c.bias[o] * scale[o] + shift[o];
+                    for ((b, s), t) in c.bias.iter_mut().zip(scale).zip(shift) {
+                        *b = *b * s + t;
                     }
                     true
                 }

@@ -199,6 +199,33 @@ pub fn write_labels(
     })
 }
 
+/// Writes a float32 volume (probability maps), keeping the reference header's
+/// geometry; no scaling. Written to a temporary name and renamed.
+pub fn write_f32(path: &Path, values: &[f32], reference: &Header, geometry: &Geometry) -> Result<()> {
+    let mut header = reference.0.clone();
+    header.scl_slope = 1.0;
+    header.scl_inter = 0.0;
+    header.cal_min = 0.0;
+    header.cal_max = 0.0;
+    header.intent_code = 0;
+    header.dim = [3, 1, 1, 1, 1, 1, 1, 1];
+    let shape = geometry.shape;
+    let compress = path.to_string_lossy().ends_with(".gz");
+    super::write_atomically(path, |tmp| {
+        let fshape = ndarray::ShapeBuilder::f((shape[0], shape[1], shape[2]));
+        let arr =
+            ndarray::Array3::from_shape_vec(fshape, values.to_vec()).map_err(|e| Error::input(path, e.to_string()))?;
+        nifti::writer::WriterOptions::new(tmp)
+            .reference_header(&header)
+            .compress(compress)
+            .write_nifti(&arr)
+            .map_err(|e| Error::Write {
+                path: path.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })
+    })
+}
+
 fn read_raw(path: &Path) -> Result<Raw> {
     let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
     if !meta.is_file() {

@@ -1,0 +1,215 @@
+//! Whole models and the sliding window against onnxruntime + a numpy
+//! implementation of MONAI's sliding_window_inference (verified against MONAI
+//! 1.6.1 itself; fixtures/onnx/sw/README.md). Two random-weight 3-D U-Nets:
+//! a Keras-style NDHWC one (BatchNorm, ReLU, ConvTranspose, softmax inside)
+//! and an nnU-Net-style NCDHW one (InstanceNorm, LeakyReLU, strided convs,
+//! 1-channel logits). Probabilities must agree within 1e-4 on CPU and GPU.
+
+mod common;
+
+use lesioneval::infer::window::{
+    Activation, Blend, BlendOn, Layout, Normalize, WindowConfig, foreground, sliding_window,
+};
+use lesioneval::infer::{Backend, Session};
+use std::path::{Path, PathBuf};
+
+fn fx(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/onnx").join(p)
+}
+
+fn backends() -> Vec<Backend> {
+    let mut b = vec![Backend::Cpu];
+    if common::gpu_available() {
+        b.push(Backend::Gpu);
+    }
+    b
+}
+
+#[test]
+fn unets_match_onnxruntime_on_a_batch_of_patches() {
+    for backend in backends() {
+        for m in ["keras_unet", "nnunet_like"] {
+            let s = Session::load(&fx(&format!("models/{m}.onnx")), backend).unwrap();
+            let x = common::read_npy(&fx(&format!("models/{m}.patch_in.npy")));
+            let want = common::read_npy(&fx(&format!("models/{m}.patch_out.npy")));
+            let got = s.run(&[&x]).unwrap();
+            let d = common::max_abs_diff(&got, &want);
+            assert!(d <= 1e-4, "{m} on {backend:?}: max |diff| {d}");
+        }
+    }
+}
+
+#[test]
+fn keras_model_is_recognised_as_ending_in_softmax_and_bn_is_folded() {
+    let s = Session::load(&fx("models/keras_unet.onnx"), Backend::Cpu).unwrap();
+    assert!(s.model.ends_in_activation);
+    assert!(
+        !s.model.nodes.iter().any(|n| n.op_type == "BatchNormalization"),
+        "every BN follows a conv and is folded"
+    );
+    let s = Session::load(&fx("models/nnunet_like.onnx"), Backend::Cpu).unwrap();
+    assert!(!s.model.ends_in_activation);
+}
+
+#[derive(serde::Deserialize)]
+struct SwCase {
+    case: String,
+    model: String,
+    image: String,
+    expected: String,
+    patch: [usize; 3],
+    overlap: f64,
+    blend: String,
+    blend_on: String,
+    placement: String,
+}
+
+fn sw_cases() -> Vec<(SwCase, WindowConfig)> {
+    let m: Vec<SwCase> = serde_json::from_str(&std::fs::read_to_string(fx("sw/manifest.json")).unwrap()).unwrap();
+    m.into_iter()
+        .map(|c| {
+            let cfg = WindowConfig {
+                patch: Some(c.patch),
+                overlap: c.overlap,
+                nnunet_steps: c.placement == "nnunet",
+                blend: if c.blend == "gaussian" {
+                    Blend::Gaussian
+                } else {
+                    Blend::Constant
+                },
+                blend_on: if c.blend_on == "logits" {
+                    BlendOn::Logits
+                } else {
+                    BlendOn::Probs
+                },
+                activation: Activation::Auto,
+                normalize: Normalize::ZScore,
+                layout: Layout::Auto,
+            };
+            (c, cfg)
+        })
+        .collect()
+}
+
+/// Expected (X, Y, Z) C-order array to NIfTI storage order.
+fn to_storage(t: &lesioneval::infer::Tensor) -> Vec<f32> {
+    let [x, y, z] = [t.shape[0], t.shape[1], t.shape[2]];
+    let mut v = vec![0.0; x * y * z];
+    for i in 0..x {
+        for j in 0..y {
+            for k in 0..z {
+                v[i + x * (j + y * k)] = t.data[(i * y + j) * z + k];
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn sliding_window_matches_monai_semantics() {
+    for backend in backends() {
+        for (c, cfg) in sw_cases() {
+            let s = Session::load(&fx(&format!("sw/{}", c.model)), backend).unwrap();
+            let img = lesioneval::io::read_f32(&fx(&format!("sw/{}", c.image))).unwrap();
+            let w = sliding_window(&s, std::slice::from_ref(&img.data), img.geometry.shape, &cfg).unwrap();
+            let fg = foreground(&w.probs, None).unwrap();
+            let want = to_storage(&common::read_npy(&fx(&format!("sw/{}", c.expected))));
+            let d = fg.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+            assert!(d <= 1e-4, "{} on {backend:?}: max |diff| {d}", c.case);
+        }
+    }
+}
+
+#[test]
+fn infer_cli_writes_the_expected_probability_map_and_mask() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    std::fs::copy(
+        fx("sw/nnunet_gauss_o50.image.nii.gz"),
+        images.join("case_a_0000.nii.gz"),
+    )
+    .unwrap();
+    let out = dir.path().join("probs");
+    let run = |out: &Path| {
+        assert_cmd::Command::cargo_bin("lesioneval")
+            .unwrap()
+            .args(["infer", "--model"])
+            .arg(fx("models/nnunet_like.onnx"))
+            .arg("--images")
+            .arg(&images)
+            .arg("--out")
+            .arg(out)
+            .args([
+                "--patch",
+                "16,24,20",
+                "--overlap",
+                "0.5",
+                "--device",
+                "cpu",
+                "--save-mask",
+            ])
+            .assert()
+            .success();
+    };
+    run(&out);
+    let prob = lesioneval::io::read_f32(&out.join("case_a.nii.gz")).unwrap();
+    let img = lesioneval::io::read_f32(&images.join("case_a_0000.nii.gz")).unwrap();
+    assert!(prob.geometry.mismatch(&img.geometry, 1e-6).is_none());
+    let want = to_storage(&common::read_npy(&fx("sw/nnunet_gauss_o50.prob.npy")));
+    let d = prob
+        .data
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(d <= 1e-4, "max |diff| {d}");
+    let mask = lesioneval::io::read_mask(&out.join("masks/case_a.nii.gz")).unwrap();
+    assert!(mask.data.iter().zip(&prob.data).all(|(&m, &p)| (m == 1) == (p >= 0.5)));
+    // Same input → byte-identical output.
+    let again = dir.path().join("again");
+    run(&again);
+    for f in ["case_a.nii.gz", "masks/case_a.nii.gz"] {
+        assert_eq!(
+            std::fs::read(out.join(f)).unwrap(),
+            std::fs::read(again.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn bad_models_and_options_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"\x0a\xff\xff\xff").unwrap();
+    let e = Session::load(&junk, Backend::Cpu).err().unwrap().to_string();
+    assert!(
+        e.contains("junk.onnx") && e.contains("not a readable ONNX model"),
+        "{e}"
+    );
+    // The static-size Keras model refuses a different patch; the dynamic one needs one.
+    let img = lesioneval::io::read_f32(&fx("sw/keras_gauss_o50.image.nii.gz")).unwrap();
+    let s = Session::load(&fx("models/keras_unet.onnx"), Backend::Cpu).unwrap();
+    let cfg = WindowConfig {
+        patch: Some([16, 16, 16]),
+        ..WindowConfig::default()
+    };
+    let e = sliding_window(&s, std::slice::from_ref(&img.data), img.geometry.shape, &cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("differs from the model's fixed input size"), "{e}");
+    let s = Session::load(&fx("models/nnunet_like.onnx"), Backend::Cpu).unwrap();
+    let e = sliding_window(&s, std::slice::from_ref(&img.data), img.geometry.shape, &WindowConfig::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("give --patch"), "{e}");
+    // Two channels for a one-channel model.
+    let e = sliding_window(&s, &[img.data.clone(), img.data.clone()], img.geometry.shape, &cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("1 input channels, 2 image files"), "{e}");
+}
