@@ -8,6 +8,7 @@ A script whose pins conflict with requirements.txt can ask for its own venv:
 `ensure(venv=".venv-panoptica", requirements="requirements-panoptica.txt")`
 (venv relative to the repository root, requirements relative to scripts/).
 The defaults keep the behaviour of the plain `ensure()` call.
+LESIONEVAL_NO_VENV=1 skips the venv (machines without PyPI that have the packages).
 """
 import hashlib
 import os
@@ -30,6 +31,10 @@ def _in_venv(venv: Path) -> bool:
 
 
 def ensure(venv: str = ".venv-scripts", requirements: str = "requirements.txt") -> None:
+    # On machines that cannot reach PyPI but already have the packages (the GPU
+    # device runs), LESIONEVAL_NO_VENV=1 runs the script with the current python.
+    if os.environ.get("LESIONEVAL_NO_VENV") == "1":
+        return
     venv_dir = ROOT / venv
     reqs = SCRIPTS / requirements
     stamp = venv_dir / ".requirements.sha256"

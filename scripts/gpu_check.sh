@@ -2,13 +2,19 @@
 # GPU check for a machine with a real GPU (written for the H100/H200 device runs).
 # Runs the GPU test binaries, then times `label --device gpu` against `--device cpu`
 # on 192x192x160 sparse, 512^3 sparse and 512^3 random masks, and checks that
-# both write byte-identical label files.
+# both write byte-identical label files; then times `infer --device gpu` and
+# `--device cpu` against onnxruntime on all cores (scripts/bench_infer.py) and
+# checks the probabilities agree within 1e-4.
 #
 # Usage: scripts/gpu_check.sh [OUTDIR]
 #   BIN=target/release/lesioneval   the binary (built with `cargo build --release`)
 #   TESTS="target/release/deps/gpu-* ..."  test binaries (`cargo test --release --no-run`)
 #   REPEAT=5                       label repeats (medians are reported)
 #   SIZES=192x192x160,512x512x512
+#   LABEL=1 INFER=1                run the labelling / inference sections
+#   INFER_CASES="nnunet:192,192,160 keras:128,128,128"   model:volume shape pairs
+#   (LESIONEVAL_NO_VENV=1 makes the Python scripts use the python3 at hand:
+#    numpy, nibabel, onnx, onnxruntime must be importable)
 set -uo pipefail
 OUT=${1:-gpu_check_out}
 BIN=${BIN:-target/release/lesioneval}
@@ -41,6 +47,7 @@ if [ -n "${TESTS:-}" ]; then
   say ""
 fi
 
+if [ "${LABEL:-1}" = 1 ]; then
 python3 "$(dirname "$0")/make_bench_volumes.py" "$VOL" --sizes "$SIZES" >/dev/null || exit 2
 say "## label: GPU vs CPU (median of $REPEAT; kernel = GPU time of all kernels, end-to-end = label call incl. upload, readback, statistics)"
 say ""
@@ -61,5 +68,21 @@ for f in "$VOL"/*.nii; do
 done
 rm -f "$VOL/g.nii" "$VOL/c.nii"
 say ""
+fi
+
+if [ "${INFER:-1}" = 1 ]; then
+  say "## infer: lesioneval GPU and CPU vs onnxruntime CPU (all cores), same sliding window"
+  say ""
+  for mc in ${INFER_CASES:-nnunet:192,192,160 keras:128,128,128}; do
+    m=${mc%%:*}; shape=${mc#*:}
+    if PYTHONUNBUFFERED=1 python3 "$(dirname "$0")/bench_infer.py" --model "$m" --shape "$shape" --repeat "${INFER_REPEAT:-3}" \
+        --bin "$BIN" --json "$OUT/infer_$m.json" >"$OUT/infer_$m.log" 2>&1; then
+      say "### $m, volume $shape"; say ""; grep -E '^(model|volume)' "$OUT/infer_$m.log" | tee -a "$LOG"; say ""
+      grep -E '^\|' "$OUT/infer_$m.log" | tee -a "$LOG"; say ""
+    else
+      say "- infer $m $shape: FAILED (see infer_$m.log)"; status=1
+    fi
+  done
+fi
 say "exit status: $status"
 exit $status

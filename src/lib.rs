@@ -4,6 +4,8 @@
 //! masks into connected components → [`matching`] builds one overlap table per
 //! case and assigns matches → [`metrics`] counts TP/FP/FN and rates →
 //! [`report`] writes tables. [`eval`] drives it over folders ([`dataset`]).
+//! [`infer`] runs an ONNX segmentation model over images (sliding window,
+//! CPU or wgpu) to make the probability maps that are then scored.
 //! Around a run: [`shard`] splits the cases over machines and merges the
 //! parts back; [`results`] reads results.json; [`gate`] compares it with a
 //! baseline for CI.

@@ -201,10 +201,15 @@ fn bad_models_and_options_are_clear_errors() {
         .to_string();
     assert!(e.contains("differs from the model's fixed input size"), "{e}");
     let s = Session::load(&fx("models/nnunet_like.onnx"), Backend::Cpu).unwrap();
-    let e = sliding_window(&s, std::slice::from_ref(&img.data), img.geometry.shape, &WindowConfig::default())
-        .err()
-        .unwrap()
-        .to_string();
+    let e = sliding_window(
+        &s,
+        std::slice::from_ref(&img.data),
+        img.geometry.shape,
+        &WindowConfig::default(),
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(e.contains("give --patch"), "{e}");
     // Two channels for a one-channel model.
     let e = sliding_window(&s, &[img.data.clone(), img.data.clone()], img.geometry.shape, &cfg)

@@ -22,7 +22,7 @@ use std::process::ExitCode;
     name = "lesioneval",
     version,
     about = "Lesion-wise evaluation of 3-D segmentation models: connected components, lesion matching, TP/FP/FN tables",
-    after_help = "Docs: README.md, docs/metrics.md, docs/gallery.md, docs/ci.md, docs/cluster.md. Exit codes: 0 ok, 1 regression (check), 2 bad usage, bad input or results that cannot be compared."
+    after_help = "Docs: README.md, docs/metrics.md, docs/inference.md, docs/gallery.md, docs/ci.md, docs/cluster.md. Exit codes: 0 ok, 1 regression (check), 2 bad usage, bad input or results that cannot be compared."
 )]
 struct Cli {
     #[command(subcommand)]

@@ -4,10 +4,11 @@
 //! Why our own and not tract-onnx: these loops are also the direct reference
 //! the GPU kernels are tested against, they share the load-time graph (BN
 //! folding, fused activations) and the shape rules with the GPU backend, and
-//! they keep the dependency tree small. Convolution is direct: for each output
-//! channel and each (input channel, kernel offset) one scaled row is added to
-//! the output rows it touches, so the innermost loop is a contiguous axpy the
-//! compiler vectorises when the stride is 1.
+//! they keep the dependency tree small. Convolution is im2col + GEMM: blocks of
+//! ~4096 output voxels gather the input each kernel tap reads into a column
+//! matrix (zeros for padding) and multiply it by the [c_out, c_in·k] weights
+//! with `matrixmultiply`'s sgemm, blocks in parallel; bias and the fused
+//! activation are applied when the blocks are written out.
 
 use super::model::{
     Act, BinKind, ConvSpec, ConvTSpec, Coord, NearestMode, Op, Operand, PoolSpec, ResizeSpec, ResizeTarget,
@@ -95,12 +96,17 @@ pub fn run_op(op: &Op, ins: &[&Tensor]) -> Result<Tensor, String> {
     Ok(Tensor::new(out_shape, data))
 }
 
-/// Mean and population variance, accumulated in f64.
+/// Mean and population variance (two passes): f32 sums over chunks of 256,
+/// which vectorise, added up in f64.
 fn mean_var(p: &[f32]) -> (f32, f32) {
     let n = p.len().max(1) as f64;
-    let mean = p.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = p.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
-    (mean as f32, var as f32)
+    let sum: f64 = p.chunks(256).map(|c| f64::from(c.iter().sum::<f32>())).sum();
+    let mean = (sum / n) as f32;
+    let sq: f64 = p
+        .chunks(256)
+        .map(|c| f64::from(c.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>()))
+        .sum();
+    (mean, (sq / n) as f32)
 }
 
 /// Build a tensor of `shape` where element `i` is `f(i, off)` and `off(strides)`
@@ -156,54 +162,63 @@ fn softmax(x: &[f32], len: usize, inner: usize) -> Vec<f32> {
     out
 }
 
+/// Output rows (along W) per im2col block: enough columns for an efficient
+/// GEMM, small enough that a block's column matrix stays in cache-sized tiles.
+const BLOCK_COLUMNS: usize = 512;
+
 fn conv(c: &ConvSpec, x: &Tensor, out_shape: &[usize]) -> Result<Vec<f32>, String> {
     let s = as5(&x.shape, c.rank)?;
     let (pb, o) = window_geometry(s, c.kernel, c.strides, c.dilations, &c.pads)?;
-    let [_, cin, d, h, w] = s;
+    let [n, cin, d, h, w] = s;
     let plane_in = d * h * w;
     let plane_out = o[0] * o[1] * o[2];
     let [kd, kh, kw] = c.kernel;
     let ksz = kd * kh * kw;
-    let mut out = vec![0.0f32; out_shape.iter().product()];
-    out.par_chunks_mut(plane_out.max(1)).enumerate().for_each(|(idx, dst)| {
-        let (b, oc) = (idx / c.c_out, idx % c.c_out);
-        dst.fill(c.bias[oc]);
-        // Valid output range along one axis for kernel tap `k`: input = o·s − pad + k·dil ∈ [0, size).
-        let range = |a: usize, k: usize, size: usize| -> (usize, usize) {
-            let off = (k * c.dilations[a]) as isize - pb[a] as isize;
-            let st = c.strides[a] as isize;
-            let lo = if off >= 0 { 0 } else { ((-off) + st - 1) / st } as usize;
-            let hi_num = size as isize - 1 - off;
-            let hi = if hi_num < 0 { 0 } else { (hi_num / st + 1) as usize };
-            (lo.min(o[a]), hi.min(o[a]))
-        };
-        for ic in 0..cin {
-            let src = &x.data[(b * cin + ic) * plane_in..][..plane_in];
-            let wbase = (oc * cin + ic) * ksz;
-            for zk in 0..kd {
-                let (z0, z1) = range(0, zk, d);
-                for yk in 0..kh {
-                    let (y0, y1) = range(1, yk, h);
-                    for xk in 0..kw {
-                        let (x0, x1) = range(2, xk, w);
-                        let wt = c.weight[wbase + (zk * kh + yk) * kw + xk];
-                        if x0 >= x1 || wt == 0.0 {
-                            continue;
-                        }
-                        for oz in z0..z1 {
-                            let iz = oz * c.strides[0] + zk * c.dilations[0] - pb[0];
-                            for oy in y0..y1 {
-                                let iy = oy * c.strides[1] + yk * c.dilations[1] - pb[1];
-                                let drow = &mut dst[(oz * o[1] + oy) * o[2]..][..o[2]];
-                                let srow = &src[(iz * h + iy) * w..][..w];
-                                let ix0 = x0 * c.strides[2] + xk * c.dilations[2] - pb[2];
+    let krows = cin * ksz;
+    // Blocks of whole output rows (oz, oy), for every batch entry.
+    let rows = o[0] * o[1];
+    let per_block = (BLOCK_COLUMNS / o[2].max(1)).clamp(1, rows.max(1));
+    let nblocks = rows.div_ceil(per_block);
+    let blocks: Vec<(usize, usize, Vec<f32>)> = (0..n * nblocks)
+        .into_par_iter()
+        .map(|t| {
+            let (b, blk) = (t / nblocks, t % nblocks);
+            let r0 = blk * per_block;
+            let r1 = (r0 + per_block).min(rows);
+            let ncols = (r1 - r0) * o[2];
+            // Column matrix [cin·k, ncols]: row (ic, tap) holds the input each output reads through that tap.
+            let mut col = vec![0.0f32; krows * ncols];
+            for ic in 0..cin {
+                let src = &x.data[(b * cin + ic) * plane_in..][..plane_in];
+                for zk in 0..kd {
+                    for yk in 0..kh {
+                        for xk in 0..kw {
+                            let row = ((ic * kd + zk) * kh + yk) * kw + xk;
+                            let dst = &mut col[row * ncols..][..ncols];
+                            for r in r0..r1 {
+                                let (oz, oy) = (r / o[1], r % o[1]);
+                                let iz = (oz * c.strides[0] + zk * c.dilations[0]) as isize - pb[0] as isize;
+                                let iy = (oy * c.strides[1] + yk * c.dilations[1]) as isize - pb[1] as isize;
+                                if iz < 0 || iz >= d as isize || iy < 0 || iy >= h as isize {
+                                    continue;
+                                }
+                                let srow = &src[(iz as usize * h + iy as usize) * w..][..w];
+                                let drow = &mut dst[(r - r0) * o[2]..][..o[2]];
+                                let off = (xk * c.dilations[2]) as isize - pb[2] as isize;
                                 if c.strides[2] == 1 {
-                                    for (dv, sv) in drow[x0..x1].iter_mut().zip(&srow[ix0..ix0 + (x1 - x0)]) {
-                                        *dv += wt * sv;
+                                    // ix = ox + off: one contiguous copy of the valid part.
+                                    let lo = (-off).max(0) as usize;
+                                    let hi = ((w as isize - off).max(0) as usize).min(o[2]);
+                                    if lo < hi {
+                                        let s0 = (lo as isize + off) as usize;
+                                        drow[lo..hi].copy_from_slice(&srow[s0..s0 + (hi - lo)]);
                                     }
                                 } else {
-                                    for (k, dv) in drow[x0..x1].iter_mut().enumerate() {
-                                        *dv += wt * srow[ix0 + k * c.strides[2]];
+                                    for (ox, v) in drow.iter_mut().enumerate() {
+                                        let ix = (ox * c.strides[2]) as isize + off;
+                                        if ix >= 0 && (ix as usize) < w {
+                                            *v = srow[ix as usize];
+                                        }
                                     }
                                 }
                             }
@@ -211,49 +226,123 @@ fn conv(c: &ConvSpec, x: &Tensor, out_shape: &[usize]) -> Result<Vec<f32>, Strin
                     }
                 }
             }
+            let mut out = vec![0.0f32; c.c_out * ncols];
+            // SAFETY: the slices hold exactly m·k, k·n and m·n elements with the row-major
+            // strides passed, so every index sgemm forms is in bounds.
+            unsafe {
+                matrixmultiply::sgemm(
+                    c.c_out,
+                    krows,
+                    ncols,
+                    1.0,
+                    c.weight.as_ptr(),
+                    krows as isize,
+                    1,
+                    col.as_ptr(),
+                    ncols as isize,
+                    1,
+                    0.0,
+                    out.as_mut_ptr(),
+                    ncols as isize,
+                    1,
+                );
+            }
+            (b, r0 * o[2], out)
+        })
+        .collect();
+    let mut out = vec![0.0f32; out_shape.iter().product()];
+    for (b, start, blk) in blocks {
+        let ncols = blk.len() / c.c_out;
+        for oc in 0..c.c_out {
+            let dst = &mut out[(b * c.c_out + oc) * plane_out + start..][..ncols];
+            for (dv, &v) in dst.iter_mut().zip(&blk[oc * ncols..(oc + 1) * ncols]) {
+                *dv = c.act.apply(v + c.bias[oc]);
+            }
         }
-        if c.act != Act::None {
-            dst.iter_mut().for_each(|v| *v = c.act.apply(*v));
-        }
-    });
+    }
     Ok(out)
 }
 
 fn conv_transpose(c: &ConvTSpec, x: &Tensor, out_shape: &[usize]) -> Result<Vec<f32>, String> {
     let s = as5(&x.shape, c.rank)?;
-    let [_, cin, d, h, w] = s;
+    let [n, cin, d, h, w] = s;
     let o5 = as5(out_shape, c.rank)?;
     let o = [o5[2], o5[3], o5[4]];
     let plane_in = d * h * w;
     let plane_out = o[0] * o[1] * o[2];
     let [kd, kh, kw] = c.kernel;
     let ksz = kd * kh * kw;
+    let mrows = c.c_out * ksz;
+    // GEMM: [c_out·k, c_in] (the weights [c_in, c_out·k] read transposed) × [c_in, voxels]
+    // gives, for every input voxel, what it adds through each tap; col2im then adds
+    // those into the output (serially, as taps of neighbouring voxels can overlap).
+    let rows = d * h;
+    let per_block = (BLOCK_COLUMNS / w.max(1)).clamp(1, rows.max(1));
+    let nblocks = rows.div_ceil(per_block);
+    let blocks: Vec<(usize, usize, usize, Vec<f32>)> = (0..n * nblocks)
+        .into_par_iter()
+        .map(|t| {
+            let (b, blk) = (t / nblocks, t % nblocks);
+            let r0 = blk * per_block;
+            let r1 = (r0 + per_block).min(rows);
+            let ncols = (r1 - r0) * w;
+            let mut xin = vec![0.0f32; cin * ncols];
+            for ic in 0..cin {
+                xin[ic * ncols..(ic + 1) * ncols]
+                    .copy_from_slice(&x.data[(b * cin + ic) * plane_in + r0 * w..][..ncols]);
+            }
+            let mut col = vec![0.0f32; mrows * ncols];
+            // SAFETY: a is the [c_in, c_out·k] weight matrix read with strides (1, c_out·k)
+            // as its transpose; all extents match the slices' lengths.
+            unsafe {
+                matrixmultiply::sgemm(
+                    mrows,
+                    cin,
+                    ncols,
+                    1.0,
+                    c.weight.as_ptr(),
+                    1,
+                    mrows as isize,
+                    xin.as_ptr(),
+                    ncols as isize,
+                    1,
+                    0.0,
+                    col.as_mut_ptr(),
+                    ncols as isize,
+                    1,
+                );
+            }
+            (b, r0, r1, col)
+        })
+        .collect();
     let mut out = vec![0.0f32; out_shape.iter().product()];
-    out.par_chunks_mut(plane_out.max(1)).enumerate().for_each(|(idx, dst)| {
-        let (b, oc) = (idx / c.c_out, idx % c.c_out);
-        dst.fill(c.bias[oc]);
-        // Output = input·s + k·dil − pad_begin; keep the ones inside [0, out).
-        let pos = |a: usize, i: usize, k: usize| -> Option<usize> {
-            let v = (i * c.strides[a] + k * c.dilations[a]) as isize - c.pad_begin[a] as isize;
-            (v >= 0 && (v as usize) < o[a]).then_some(v as usize)
-        };
-        for ic in 0..cin {
-            let src = &x.data[(b * cin + ic) * plane_in..][..plane_in];
-            let wbase = (ic * c.c_out + oc) * ksz;
+    for b in 0..n {
+        for oc in 0..c.c_out {
+            out[(b * c.c_out + oc) * plane_out..][..plane_out].fill(c.bias[oc]);
+        }
+    }
+    // Output = input·s + k·dil − pad_begin along each axis.
+    let pos = |a: usize, i: usize, k: usize| -> Option<usize> {
+        let v = (i * c.strides[a] + k * c.dilations[a]) as isize - c.pad_begin[a] as isize;
+        (v >= 0 && (v as usize) < o[a]).then_some(v as usize)
+    };
+    for (b, r0, r1, col) in blocks {
+        let ncols = (r1 - r0) * w;
+        for oc in 0..c.c_out {
+            let dst = &mut out[(b * c.c_out + oc) * plane_out..][..plane_out];
             for zk in 0..kd {
                 for yk in 0..kh {
                     for xk in 0..kw {
-                        let wt = c.weight[wbase + (zk * kh + yk) * kw + xk];
-                        for iz in 0..d {
-                            let Some(oz) = pos(0, iz, zk) else { continue };
-                            for iy in 0..h {
-                                let Some(oy) = pos(1, iy, yk) else { continue };
-                                let srow = &src[(iz * h + iy) * w..][..w];
-                                let drow = &mut dst[(oz * o[1] + oy) * o[2]..][..o[2]];
-                                for (ix, &sv) in srow.iter().enumerate() {
-                                    if let Some(ox) = pos(2, ix, xk) {
-                                        drow[ox] += wt * sv;
-                                    }
+                        let row = &col[((oc * kd + zk) * kh + yk) * kw * ncols + xk * ncols..][..ncols];
+                        for r in r0..r1 {
+                            let (iz, iy) = (r / h, r % h);
+                            let (Some(oz), Some(oy)) = (pos(0, iz, zk), pos(1, iy, yk)) else {
+                                continue;
+                            };
+                            let drow = &mut dst[(oz * o[1] + oy) * o[2]..][..o[2]];
+                            for (ix, &v) in row[(r - r0) * w..][..w].iter().enumerate() {
+                                if let Some(ox) = pos(2, ix, xk) {
+                                    drow[ox] += v;
                                 }
                             }
                         }
@@ -261,10 +350,10 @@ fn conv_transpose(c: &ConvTSpec, x: &Tensor, out_shape: &[usize]) -> Result<Vec<
                 }
             }
         }
-        if c.act != Act::None {
-            dst.iter_mut().for_each(|v| *v = c.act.apply(*v));
-        }
-    });
+    }
+    if c.act != Act::None {
+        out.par_iter_mut().for_each(|v| *v = c.act.apply(*v));
+    }
     Ok(out)
 }
 

@@ -83,7 +83,9 @@ pub fn run_cpu(m: &Model, inputs: &[&Tensor]) -> std::result::Result<Tensor, Str
     for (i, t) in m.inputs.iter().zip(inputs) {
         values.insert(i.name.as_str(), (*t).clone());
     }
+    let profile = std::env::var_os("LESIONEVAL_PROFILE_OPS").is_some();
     for n in &m.nodes {
+        let t0 = std::time::Instant::now();
         let ins: Vec<&Tensor> = n.inputs.iter().map(|i| &values[i.as_str()]).collect();
         let out = match &n.op {
             Op::Reshape { .. } | Op::Identity if left.get(n.inputs[0].as_str()) == Some(&1) => {
@@ -103,6 +105,14 @@ pub fn run_cpu(m: &Model, inputs: &[&Tensor]) -> std::result::Result<Tensor, Str
                     values.remove(i.as_str());
                 }
             }
+        }
+        if profile {
+            eprintln!(
+                "op {} {:?} {:.2}ms",
+                n.op_type,
+                out.shape,
+                t0.elapsed().as_secs_f64() * 1e3
+            );
         }
         values.insert(n.output.as_str(), out);
     }
