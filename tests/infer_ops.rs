@@ -84,3 +84,48 @@ fn every_op_on_gpu_matches_onnxruntime() {
     }
     check(Backend::Gpu);
 }
+
+#[derive(serde::Deserialize)]
+struct ErrorCase {
+    file: String,
+    must_contain: Vec<String>,
+}
+
+/// Unsupported operators, attributes and files are refused with the file, the node, the operator
+/// and the attribute named (fixtures/onnx/errors, scripts/make_onnx_error_fixtures.py).
+#[test]
+fn unsupported_models_are_refused_with_node_op_and_attribute() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/onnx/errors");
+    let cases: Vec<ErrorCase> =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert!(cases.len() >= 7);
+    for c in cases {
+        let e = Session::load(&dir.join(&c.file), Backend::Cpu)
+            .err()
+            .unwrap_or_else(|| panic!("{} loaded", c.file))
+            .to_string();
+        assert!(e.contains(&c.file), "{e}");
+        for m in &c.must_contain {
+            assert!(e.contains(m.as_str()), "{}: {e:?} lacks {m:?}", c.file);
+        }
+    }
+    // Through the CLI: exit code 2, the message on stderr, nothing written.
+    let out = tempfile::tempdir().unwrap();
+    let images = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/onnx/sw/nnunet_gauss_o50.image.nii.gz");
+    let res = assert_cmd::Command::cargo_bin("lesioneval")
+        .unwrap()
+        .args(["infer", "--device", "cpu", "--patch", "8", "--model"])
+        .arg(dir.join("grouped_conv.onnx"))
+        .arg("--images")
+        .arg(&images)
+        .arg("--out")
+        .arg(out.path().join("probs"))
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&res.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("grouped_conv.onnx") && stderr.contains("attribute group"),
+        "{stderr}"
+    );
+    assert!(!out.path().join("probs").exists());
+}

@@ -653,6 +653,13 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             if attrs.int("group", 1)? != 1 {
                 return Err(attrs.bad("group", "other than 1 is not supported"));
             }
+            if w.shape.contains(&0) {
+                return Err(format!(
+                    "{}: weight of shape {:?} has an empty axis",
+                    describe(n),
+                    w.shape
+                ));
+            }
             let (c_out, c_in) = (w.shape[0], w.shape[1]);
             let mut kernel = [1; 3];
             kernel[3 - rank..].copy_from_slice(&w.shape[2..]);
@@ -697,6 +704,13 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                 })?;
             if attrs.int("group", 1)? != 1 {
                 return Err(attrs.bad("group", "other than 1 is not supported"));
+            }
+            if w.shape.contains(&0) {
+                return Err(format!(
+                    "{}: weight of shape {:?} has an empty axis",
+                    describe(n),
+                    w.shape
+                ));
             }
             let (c_in, c_out) = (w.shape[0], w.shape[1]);
             let mut kernel = [1; 3];

@@ -110,6 +110,11 @@ pub fn infer(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
         }
         Op::Resize(r) => {
             let n = x.len();
+            if n == 0 || n > 6 || x.contains(&0) {
+                return Err(format!(
+                    "Resize takes a tensor of 1 to 6 non-empty axes, got shape {x:?}"
+                ));
+            }
             match &r.target {
                 ResizeTarget::Scales(sc) if sc.len() == n => {
                     if sc.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
