@@ -218,3 +218,110 @@ fn bad_models_and_options_are_clear_errors() {
         .to_string();
     assert!(e.contains("1 input channels, 2 image files"), "{e}");
 }
+
+#[test]
+fn cpu_and_gpu_agree_on_the_unets() {
+    if !common::gpu_available() {
+        return;
+    }
+    for m in ["keras_unet", "nnunet_like"] {
+        let x = common::read_npy(&fx(&format!("models/{m}.patch_in.npy")));
+        let cpu = Session::load(&fx(&format!("models/{m}.onnx")), Backend::Cpu)
+            .unwrap()
+            .run(&[&x])
+            .unwrap();
+        let gpu = Session::load(&fx(&format!("models/{m}.onnx")), Backend::Gpu)
+            .unwrap()
+            .run(&[&x])
+            .unwrap();
+        let d = common::max_abs_diff(&cpu, &gpu);
+        assert!(d <= 1e-4, "{m}: CPU vs GPU max |diff| {d}");
+    }
+}
+
+/// The GPU batch of windows comes from the adapter's binding limit: as many windows as let the
+/// largest intermediate tensor fit one storage binding (at most 16), and a patch whose largest
+/// tensor alone is over the limit is refused with the sizes.
+#[test]
+fn gpu_batch_is_chosen_from_the_binding_limit() {
+    if !common::gpu_available() {
+        return;
+    }
+    let ctx = lesioneval::gpu::context().unwrap();
+    let limit = ctx
+        .limits
+        .max_storage_buffer_binding_size
+        .min(ctx.limits.max_buffer_size);
+    let s = Session::load(&fx("models/nnunet_like.onnx"), Backend::Gpu).unwrap();
+    // nnunet_like's largest tensor is the 16-channel concatenation at full resolution.
+    let p = 32usize;
+    let largest = (16 * p * p * p * 4) as u64;
+    assert_eq!(
+        s.max_batch(&[1, 1, p, p, p]).unwrap() as u64,
+        (limit / largest).clamp(1, 16)
+    );
+    // A patch too large for one binding: side n with 16·n³·4 bytes > limit.
+    let n = (((limit / 64) as f64).cbrt().ceil() as usize + 8) & !3;
+    let e = s.max_batch(&[1, 1, n, n, n]).err().unwrap().to_string();
+    assert!(e.contains("binds at most") && e.contains("smaller --patch"), "{e}");
+}
+
+/// Several input channels (nnU-Net `_0000`, `_0001` files) reach the model in file order: a 1×1×1
+/// conv with weights (1, 2) must return ch0 + 2·ch1 exactly, window by window.
+#[test]
+fn channels_are_stacked_in_order() {
+    use lesioneval::infer::model::{Act, ConvSpec, Model, ModelInput, Node, Op, Pads};
+    let conv = ConvSpec {
+        weight: vec![1.0, 2.0],
+        bias: vec![0.0],
+        c_in: 2,
+        c_out: 1,
+        kernel: [1; 3],
+        strides: [1; 3],
+        dilations: [1; 3],
+        pads: Pads::Explicit {
+            begin: [0; 3],
+            end: [0; 3],
+        },
+        rank: 3,
+        act: Act::None,
+    };
+    let model = Model {
+        inputs: vec![ModelInput {
+            name: "x".into(),
+            dims: vec![None, Some(2), None, None, None],
+        }],
+        output: "y".into(),
+        nodes: vec![Node {
+            name: "c".into(),
+            op_type: "Conv".into(),
+            inputs: vec!["x".into()],
+            output: "y".into(),
+            op: Op::Conv(Box::new(conv)),
+        }],
+        ends_in_activation: false,
+        opset: 13,
+    };
+    let shape = [13, 9, 7];
+    let n: usize = shape.iter().product();
+    let a: Vec<f32> = (0..n).map(|i| (i % 17) as f32).collect();
+    let b: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.5).collect();
+    let cfg = WindowConfig {
+        patch: Some([8, 8, 8]),
+        overlap: 0.25,
+        blend: Blend::Constant,
+        activation: Activation::None,
+        normalize: Normalize::None,
+        ..WindowConfig::default()
+    };
+    for backend in backends() {
+        let s = Session::from_model(Path::new("synthetic.onnx"), model.clone(), backend).unwrap();
+        let w = sliding_window(&s, &[a.clone(), b.clone()], shape, &cfg).unwrap();
+        for i in 0..n {
+            assert!(
+                (w.probs[0][i] - (a[i] + 2.0 * b[i])).abs() < 1e-5,
+                "{backend:?} voxel {i}"
+            );
+        }
+    }
+}

@@ -57,7 +57,8 @@ pub struct ModelArgs {
     /// Blend the raw outputs and then apply the activation (logits, MONAI's order) or blend probabilities.
     #[arg(long, value_enum, default_value = "logits")]
     pub blend_on: BlendOnArg,
-    /// nnU-Net's window placement (step of half a patch, starts spread evenly) instead of MONAI's.
+    /// nnU-Net's window placement (step (1 − overlap)·patch, nnU-Net's tile_step_size, starts spread evenly)
+    /// instead of MONAI's.
     #[arg(long)]
     pub nnunet_steps: bool,
     /// Output activation: auto = none if the model ends in Sigmoid/Softmax, else sigmoid for 1 channel, softmax for more.

@@ -87,6 +87,7 @@ pub fn run_op(op: &Op, ins: &[&Tensor]) -> Result<Tensor, String> {
             binary(*kind, x, bt, swapped, &out_shape)
         }
         Op::Transpose { perm } => {
+            let perm = shape::transpose_perm(perm, x.shape.len());
             let xs = strides(&x.shape);
             let ps: Vec<usize> = perm.iter().map(|&p| xs[p]).collect();
             map_indexed(&out_shape, |_, off| x.data[off(&ps)])
@@ -377,7 +378,8 @@ fn pool(p: &PoolSpec, x: &Tensor, out_shape: &[usize]) -> Result<Vec<f32>, Strin
                         lo[a] = start.max(0) as usize;
                         hi[a] = ((start + p.kernel[a] as isize).max(0) as usize).min(size[a]);
                     }
-                    let (mut m, mut sum, mut cnt) = (f32::NEG_INFINITY, 0.0f32, 0usize);
+                    // f32::MIN, not −∞, for a window wholly in the padding (as onnxruntime).
+                    let (mut m, mut sum, mut cnt) = (f32::MIN, 0.0f32, 0usize);
                     for z in lo[0]..hi[0] {
                         for y in lo[1]..hi[1] {
                             for xx in lo[2]..hi[2] {

@@ -214,9 +214,9 @@ impl GpuModel {
         Ok(s)
     }
 
-    /// How many patches (batch entries) fit one call: every tensor must fit a
-    /// storage binding and the live set a quarter of the largest buffer... kept
-    /// simple: the binding limit on the largest tensor, at most 16.
+    /// How many patches (batch entries) run in one call: as many as let the
+    /// largest tensor fit one storage binding, at most 16; 1 when the model
+    /// fixes its batch size or does not accept a larger one.
     pub fn max_batch(&self, batch1: &[usize]) -> Result<usize> {
         let s = self.shapes(&[batch1]).map_err(Error::Config)?;
         let largest = s.values().map(|v| v.iter().product::<usize>() * 4).max().unwrap_or(4) as u64;
@@ -232,7 +232,13 @@ impl GpuModel {
                 limit >> 20
             )));
         }
-        Ok(((limit / largest) as usize).clamp(1, 16))
+        let b = ((limit / largest) as usize).clamp(1, 16);
+        if b == 1 || self.model.inputs[0].dims.first() == Some(&Some(1)) {
+            return Ok(1);
+        }
+        let mut shape = batch1.to_vec();
+        shape[0] = b;
+        Ok(if self.shapes(&[&shape]).is_ok() { b } else { 1 })
     }
 
     /// Run the model on `input` and read the output back.
@@ -333,8 +339,12 @@ fn groups(n: usize, per: usize) -> (u32, u32) {
     (x as u32, g.div_ceil(x) as u32)
 }
 
+/// Sizes passed to the kernels, which index in i32 in places.
 fn u(v: usize) -> std::result::Result<u32, String> {
-    u32::try_from(v).map_err(|_| format!("size {v} exceeds the GPU kernels' 32-bit indexing"))
+    u32::try_from(v)
+        .ok()
+        .filter(|&x| x <= i32::MAX as u32)
+        .ok_or_else(|| format!("size {v} exceeds the GPU kernels' 31-bit indexing"))
 }
 
 impl Recorder<'_> {
@@ -651,6 +661,7 @@ impl Recorder<'_> {
                 y
             }
             Op::Transpose { perm } => {
+                let perm = &shape::transpose_perm(perm, x.shape.len());
                 if perm.len() > 6 {
                     return Err("Transpose supports at most 6 axes".into());
                 }

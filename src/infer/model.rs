@@ -422,6 +422,9 @@ impl Consts {
     }
 }
 
+/// Largest kernel size, stride, dilation or padding accepted (keeps every size computation far from overflow).
+const MAX_ATTR: i64 = 1 << 16;
+
 /// Spatial tuple of length `rank` (2 or 3) from an attribute, as 3 values (depth 1 first for 2-D).
 fn spatial(
     v: Option<Vec<i64>>,
@@ -439,8 +442,8 @@ fn spatial(
     if v.len() != rank {
         return Err(attrs.bad(name, format!("has {} values for {rank} spatial axes", v.len())));
     }
-    if v.iter().any(|&x| x < min) {
-        return Err(attrs.bad(name, format!("has a value below {min}")));
+    if v.iter().any(|&x| x < min || x > MAX_ATTR) {
+        return Err(attrs.bad(name, format!("has a value outside {min}..={MAX_ATTR}")));
     }
     let mut out = [depth; 3];
     for (i, x) in v.iter().enumerate() {
@@ -455,8 +458,8 @@ fn pads_attr(attrs: &mut Attrs, rank: usize) -> Result<Pads, LoadError> {
     match auto.as_str() {
         "NOTSET" => {
             let p = pads.unwrap_or_else(|| vec![0; 2 * rank]);
-            if p.len() != 2 * rank || p.iter().any(|&x| x < 0) {
-                return Err(attrs.bad("pads", format!("must hold {} non-negative values", 2 * rank)));
+            if p.len() != 2 * rank || p.iter().any(|&x| !(0..=MAX_ATTR).contains(&x)) {
+                return Err(attrs.bad("pads", format!("must hold {} values in 0..={MAX_ATTR}", 2 * rank)));
             }
             let (mut begin, mut end) = ([0; 3], [0; 3]);
             for i in 0..rank {
@@ -653,9 +656,9 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             if attrs.int("group", 1)? != 1 {
                 return Err(attrs.bad("group", "other than 1 is not supported"));
             }
-            if w.shape.contains(&0) {
+            if w.shape.contains(&0) || w.shape[2..].iter().any(|&k| k as i64 > MAX_ATTR) {
                 return Err(format!(
-                    "{}: weight of shape {:?} has an empty axis",
+                    "{}: weight of shape {:?} has an empty or oversized axis",
                     describe(n),
                     w.shape
                 ));
@@ -705,9 +708,9 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             if attrs.int("group", 1)? != 1 {
                 return Err(attrs.bad("group", "other than 1 is not supported"));
             }
-            if w.shape.contains(&0) {
+            if w.shape.contains(&0) || w.shape[2..].iter().any(|&k| k as i64 > MAX_ATTR) {
                 return Err(format!(
-                    "{}: weight of shape {:?} has an empty axis",
+                    "{}: weight of shape {:?} has an empty or oversized axis",
                     describe(n),
                     w.shape
                 ));
@@ -813,11 +816,11 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             }
             let kernel = spatial(Some(ks), rank, 1, &attrs, "kernel_shape", 1)?;
             let strides = spatial(attrs.ints("strides")?, rank, 1, &attrs, "strides", 1)?;
+            let d = spatial(attrs.ints("dilations")?, rank, 1, &attrs, "dilations", 1)?;
+            if d != [1; 3] {
+                return Err(attrs.bad("dilations", "other than 1 is not supported"));
+            }
             if max {
-                let d = spatial(attrs.ints("dilations")?, rank, 1, &attrs, "dilations", 1)?;
-                if d != [1; 3] {
-                    return Err(attrs.bad("dilations", "other than 1 is not supported"));
-                }
                 if attrs.int("storage_order", 0)? != 0 {
                     return Err(attrs.bad("storage_order", "= 1 is not supported"));
                 }
@@ -856,7 +859,11 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                     None => ResizeTarget::Scales(need_f(n, consts, 1, "scales")?.data.clone()),
                 };
             } else {
-                let c = attrs.string("coordinate_transformation_mode", "half_pixel")?;
+                // Resize-10 has no such attributes: asymmetric coordinates, floor for nearest (onnxruntime).
+                let c = attrs.string(
+                    "coordinate_transformation_mode",
+                    if opset < 11 { "asymmetric" } else { "half_pixel" },
+                )?;
                 coord = match c.as_str() {
                     "half_pixel" => Coord::HalfPixel,
                     "pytorch_half_pixel" => Coord::PytorchHalfPixel,
@@ -866,7 +873,7 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                         return Err(attrs.bad("coordinate_transformation_mode", format!("= {other} is not supported")));
                     }
                 };
-                let nm = attrs.string("nearest_mode", "round_prefer_floor")?;
+                let nm = attrs.string("nearest_mode", if opset < 11 { "floor" } else { "round_prefer_floor" })?;
                 nearest = match nm.as_str() {
                     "round_prefer_floor" => NearestMode::RoundPreferFloor,
                     "round_prefer_ceil" => NearestMode::RoundPreferCeil,
@@ -899,7 +906,15 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                 };
                 target = match (scales, sizes) {
                     (Some(s), None) => ResizeTarget::Scales(s.data.clone()),
-                    (None, Some(z)) => ResizeTarget::Sizes(z.iter().map(|&v| v.max(0) as usize).collect()),
+                    (None, Some(z)) if z.iter().all(|&v| (1..=1 << 24).contains(&v)) => {
+                        ResizeTarget::Sizes(z.iter().map(|&v| v as usize).collect())
+                    }
+                    (None, Some(z)) => {
+                        return Err(format!(
+                            "{}: sizes {z:?} must be positive and at most 2^24",
+                            describe(n)
+                        ));
+                    }
                     _ => {
                         return Err(format!(
                             "{}: exactly one of scales and sizes must be given",
@@ -970,7 +985,8 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             }
         }
         "Transpose" => {
-            let perm = attrs.ints("perm")?.ok_or_else(|| attrs.bad("perm", "is required"))?;
+            // No perm: reverse the axes (ONNX); resolved at run time, when the rank is known.
+            let perm = attrs.ints("perm")?.unwrap_or_default();
             let mut seen = vec![false; perm.len()];
             for &p in &perm {
                 match seen.get_mut(p as usize) {
@@ -1133,7 +1149,12 @@ fn check_wiring(m: &Model) -> Result<(), LoadError> {
                 ));
             }
         }
-        known.insert(&n.output);
+        if !known.insert(&n.output) {
+            return Err(format!(
+                "node '{}' ({}): output '{}' is already defined",
+                n.name, n.op_type, n.output
+            ));
+        }
     }
     if !known.contains(m.output.as_str()) {
         return Err(format!("output '{}' is not produced by any node", m.output));
@@ -1145,7 +1166,11 @@ fn check_wiring(m: &Model) -> Result<(), LoadError> {
 /// last (possibly followed by layout-only ops).
 fn ends_in_activation(m: &Model) -> bool {
     let mut name = m.output.as_str();
-    while let Some(n) = m.nodes.iter().find(|n| n.output == name) {
+    // Bounded walk: never loop on a malformed graph.
+    for _ in 0..=m.nodes.len() {
+        let Some(n) = m.nodes.iter().find(|n| n.output == name) else {
+            return false;
+        };
         match &n.op {
             Op::Softmax { .. } | Op::Act(Act::Sigmoid) => return true,
             Op::Conv(c) if c.act == Act::Sigmoid => return true,

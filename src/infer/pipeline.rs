@@ -176,3 +176,37 @@ pub fn infer_case(session: &Session, case: &ImageCase, out: &Path, cfg: &InferCo
         seconds: t.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(dir: &Path, names: &[&str]) {
+        for n in names {
+            std::fs::write(dir.join(n), b"").unwrap();
+        }
+    }
+
+    #[test]
+    fn channel_files_group_into_cases() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["b_0001.nii.gz", "b_0000.nii.gz", "a.nii.gz", "c_0000.nii"]);
+        let cases = list_images(d.path()).unwrap();
+        let ids: Vec<_> = cases.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let b = &cases[1].channels;
+        assert!(b[0].ends_with("b_0000.nii.gz") && b[1].ends_with("b_0001.nii.gz"));
+    }
+
+    #[test]
+    fn gaps_and_mixed_names_are_errors() {
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["b_0000.nii.gz", "b_0002.nii.gz"]);
+        let e = list_images(d.path()).unwrap_err().to_string();
+        assert!(e.contains("b_0001 is missing"), "{e}");
+        let d = tempfile::tempdir().unwrap();
+        touch(d.path(), &["b_0000.nii.gz", "b.nii.gz"]);
+        let e = list_images(d.path()).unwrap_err().to_string();
+        assert!(e.contains("both"), "{e}");
+    }
+}

@@ -216,7 +216,25 @@ fn tensor(b: &[u8]) -> R<TensorProto> {
     if dims.iter().any(|&d| d < 0) {
         return err(format!("{what} has a negative dimension"));
     }
-    let n: usize = dims.iter().map(|&d| d as usize).product();
+    // A crafted file must not make a wrapped element count; 2^31 elements is far above any weight.
+    let n = dims
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d as usize))
+        .filter(|&n| n <= 1 << 31)
+        .ok_or_else(|| DecodeError(format!("{what} of shape {dims:?} is too large")))?;
+    if let Some(b) = raw {
+        let size = match data_type {
+            dtype::FLOAT | dtype::INT32 => 4,
+            dtype::DOUBLE | dtype::INT64 => 8,
+            _ => 1,
+        };
+        if b.len() % size != 0 {
+            return err(format!(
+                "{what}: raw data of {} bytes is not a whole number of elements",
+                b.len()
+            ));
+        }
+    }
     let data = match (data_type, raw) {
         (dtype::FLOAT, Some(b)) => TensorData::F32(
             b.chunks_exact(4)

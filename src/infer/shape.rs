@@ -58,8 +58,35 @@ pub fn window_geometry(
     Ok((pb, out))
 }
 
-/// Output shape of `op` for inputs of the given shapes.
+/// Largest tensor (elements) any op may produce: keeps a crafted model from
+/// asking for absurd allocations, and GPU indices within 31 bits.
+pub const MAX_ELEMENTS: usize = 1 << 31;
+
+/// The permutation of a Transpose: its `perm`, or reversed axes when none was given.
+pub fn transpose_perm(perm: &[usize], rank: usize) -> Vec<usize> {
+    if perm.is_empty() {
+        (0..rank).rev().collect()
+    } else {
+        perm.to_vec()
+    }
+}
+
+/// Output shape of `op` for inputs of the given shapes: never an empty axis,
+/// never more than [`MAX_ELEMENTS`] values.
 pub fn infer(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
+    let out = infer_unchecked(op, ins)?;
+    let n = out
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_ELEMENTS);
+    match n {
+        _ if out.contains(&0) => Err(format!("the output shape {out:?} has an empty axis")),
+        None => Err(format!("the output shape {out:?} is too large")),
+        Some(_) => Ok(out),
+    }
+}
+
+fn infer_unchecked(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
     let x = ins[0];
     match op {
         Op::Conv(c) => {
@@ -120,9 +147,10 @@ pub fn infer(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
                     if sc.iter().any(|&v| !(v > 0.0 && v.is_finite())) {
                         return Err(format!("scales {sc:?} must be positive"));
                     }
+                    // In f32, as onnxruntime computes it (scale 0.7 on 10 gives 7).
                     Ok(x.iter()
                         .zip(sc)
-                        .map(|(&d, &s)| ((d as f64) * f64::from(s)).floor() as usize)
+                        .map(|(&d, &s)| (s * d as f32).min(MAX_ELEMENTS as f32) as usize)
                         .collect())
                 }
                 ResizeTarget::Sizes(sz) if sz.len() == n => Ok(sz.clone()),
@@ -150,6 +178,7 @@ pub fn infer(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
             broadcast(x, bs).ok_or_else(|| format!("shapes {x:?} and {bs:?} do not broadcast"))
         }
         Op::Transpose { perm } => {
+            let perm = &transpose_perm(perm, x.len());
             if perm.len() != x.len() {
                 return Err(format!("perm {perm:?} does not fit a {}-D input", x.len()));
             }
@@ -170,14 +199,17 @@ pub fn infer(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
                     _ => return Err(format!("invalid target shape {shape:?}")),
                 }
             }
-            let known: usize = out.iter().product();
+            let known = out
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))
+                .ok_or("target shape overflows")?;
             if let Some(i) = infer_at {
                 if known == 0 || !total.is_multiple_of(known) {
                     return Err(format!("cannot reshape {x:?} to {shape:?}"));
                 }
                 out[i] = total / known;
             }
-            if out.iter().product::<usize>() != total {
+            if out.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(total) {
                 return Err(format!("cannot reshape {x:?} to {shape:?}"));
             }
             Ok(out)

@@ -7,7 +7,8 @@
 //!   (the interval is the patch itself when the axis equals it), and a window
 //!   that would run past the end is moved back to `size − patch`; with
 //!   `nnunet` placement, nnU-Net's evenly spread starts are used instead
-//!   (`n = ceil((size − patch)/(patch/2)) + 1`, start i = round(i·(size − patch)/(n − 1)));
+//!   (`n = ceil((size − patch)/(step·patch)) + 1` with step = 1 − overlap, nnU-Net's
+//!   tile_step_size, start i = round(i·(size − patch)/(n − 1)));
 //! - every window's raw output is weighted by an importance map and summed;
 //!   the sum is divided by the summed weights. `gaussian`: per axis
 //!   exp(−x²/(2σ²)) with x the distance from the patch centre (patch−1)/2 and
@@ -98,7 +99,8 @@ pub fn starts(size: usize, patch: usize, overlap: f64, nnunet: bool) -> Vec<usiz
         return vec![0];
     }
     if nnunet {
-        let target = 0.5 * patch as f64;
+        // nnU-Net's tile_step_size is 1 − overlap (its default 0.5 = overlap 0.5).
+        let target = (1.0 - overlap) * patch as f64;
         let n = ((size - patch) as f64 / target).ceil() as usize + 1;
         let step = (size - patch) as f64 / (n - 1) as f64;
         // numpy's round: half to even.
@@ -240,6 +242,19 @@ pub fn sliding_window(
     if patch.contains(&0) {
         return Err(Error::Config("--patch sizes must be positive".into()));
     }
+    // Bound the sizes before allocating anything (a declared input size can be anything).
+    let patch_voxels = patch
+        .iter()
+        .try_fold(nch.max(1), |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= 1 << 28);
+    let image_voxels = (0..3)
+        .try_fold(nch.max(1), |a, i| a.checked_mul(shape[i].max(patch[i])))
+        .filter(|&n| n <= 1 << 31);
+    if patch_voxels.is_none() || image_voxels.is_none() {
+        return Err(Error::Config(format!(
+            "patch {patch:?} with {nch} channels on an image of {shape:?} is too large"
+        )));
+    }
     if !(0.0..1.0).contains(&cfg.overlap) {
         return Err(Error::Config(format!(
             "--overlap must be in [0, 1), got {}",
@@ -329,6 +344,11 @@ pub fn sliding_window(
             return Err(bad(format!(
                 "the model output {:?} does not match its input patch {patch:?}",
                 out.shape
+            )));
+        }
+        if oc == 0 || (ncls != 0 && oc != ncls) {
+            return Err(bad(format!(
+                "the model output has {oc} channels (expected {ncls} or more than 0)"
             )));
         }
         if ncls == 0 {
