@@ -82,3 +82,102 @@ fn create() -> std::result::Result<GpuContext, String> {
         timestamps,
     })
 }
+
+/// Pops a validation and an out-of-memory scope, turning a captured error into `Error::Gpu`.
+pub(crate) fn check_scopes(validation: wgpu::ErrorScopeGuard, oom: wgpu::ErrorScopeGuard, what: &str) -> Result<()> {
+    if let Some(e) = pollster::block_on(validation.pop()) {
+        return Err(Error::Gpu(format!("validation error while {what}: {e}")));
+    }
+    if let Some(e) = pollster::block_on(oom.pop()) {
+        return Err(Error::Gpu(format!("out of GPU memory while {what}: {e}")));
+    }
+    Ok(())
+}
+
+pub(crate) fn wait(d: &wgpu::Device) -> Result<()> {
+    d.poll(wgpu::PollType::Wait {
+        submission_index: None,
+        timeout: None,
+    })
+    .map(|_| ())
+    .map_err(|e| Error::Gpu(format!("device lost or timed out: {e}")))
+}
+
+/// Maps a MAP_READ buffer and returns its contents as `T`s (one copy).
+pub(crate) fn map_read<T: bytemuck::Pod>(d: &wgpu::Device, buf: &wgpu::Buffer) -> Result<Vec<T>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        let _ = tx.send(r);
+    });
+    wait(d)?;
+    rx.recv()
+        .map_err(|e| Error::Gpu(format!("buffer mapping never completed: {e}")))?
+        .map_err(|e| Error::Gpu(format!("cannot map GPU buffer: {e}")))?;
+    let out = {
+        let view = buf
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("cannot read GPU buffer: {e}")))?;
+        bytemuck::pod_collect_to_vec::<u8, T>(&view)
+    };
+    buf.unmap();
+    Ok(out)
+}
+
+/// Compute pipelines for the entry points `names` of one WGSL module, all
+/// sharing one bind group layout: binding 0 uniform, then `read_only` storage
+/// buffers (true = read-only) in order. Shader errors come back as text.
+pub(crate) fn build_pipelines(
+    ctx: &GpuContext,
+    label: &str,
+    source: &'static str,
+    read_only: &[bool],
+    names: &[&'static str],
+) -> std::result::Result<(wgpu::BindGroupLayout, Vec<wgpu::ComputePipeline>), String> {
+    let d = &ctx.device;
+    let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
+    let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    };
+    let mut entries = vec![entry(0, wgpu::BufferBindingType::Uniform)];
+    for (i, &ro) in read_only.iter().enumerate() {
+        entries.push(entry(i as u32 + 1, wgpu::BufferBindingType::Storage { read_only: ro }));
+    }
+    let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    });
+    let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(label),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipelines = names
+        .iter()
+        .map(|&name| {
+            d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: Some(&pl),
+                module: &module,
+                entry_point: Some(name),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })
+        .collect();
+    if let Some(e) = pollster::block_on(scope.pop()) {
+        return Err(format!("{label}: shader or pipeline creation failed: {e}"));
+    }
+    Ok((layout, pipelines))
+}

@@ -57,12 +57,7 @@ pub fn run_op(op: &Op, ins: &[&Tensor]) -> Result<Tensor, String> {
             })
         }
         Op::Softmax { axis, flatten } => {
-            let a = shape::axis(*axis, x.shape.len())?;
-            let (len, inner) = if *flatten {
-                (x.shape[a..].iter().product::<usize>(), 1)
-            } else {
-                (x.shape[a], x.shape[a + 1..].iter().product::<usize>())
-            };
+            let (len, inner) = shape::softmax_extent(*axis, *flatten, &x.shape)?;
             softmax(&x.data, len, inner)
         }
         Op::Pool(p) => pool(p, x, &out_shape)?,

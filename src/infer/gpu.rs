@@ -18,7 +18,7 @@ use super::model::{Act, BinKind, Model, Op, Operand};
 use super::shape::{self, as5, window_geometry};
 use super::tensor::{Tensor, broadcast_strides, strides};
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, check_scopes, map_read};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use wgpu::util::DeviceExt;
@@ -52,56 +52,17 @@ fn pipelines(ctx: &GpuContext) -> Result<&'static Pipelines> {
 }
 
 fn build_pipelines(ctx: &GpuContext) -> std::result::Result<Pipelines, String> {
-    let d = &ctx.device;
-    let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("nn.wgsl"),
-        source: wgpu::ShaderSource::Wgsl(include_str!("shaders/nn.wgsl").into()),
-    });
-    let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
-    let ro = wgpu::BufferBindingType::Storage { read_only: true };
-    let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("nn"),
-        entries: &[
-            entry(0, wgpu::BufferBindingType::Uniform),
-            entry(1, ro),
-            entry(2, ro),
-            entry(3, ro),
-            entry(4, wgpu::BufferBindingType::Storage { read_only: false }),
-        ],
-    });
-    let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("nn"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let by_name = KERNELS
-        .iter()
-        .map(|&name| {
-            let p = d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(name),
-                compilation_options: Default::default(),
-                cache: None,
-            });
-            (name, p)
-        })
-        .collect();
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(format!("shader or pipeline creation failed: {e}"));
-    }
-    Ok(Pipelines { layout, by_name })
+    let (layout, p) = crate::gpu::build_pipelines(
+        ctx,
+        "nn.wgsl",
+        include_str!("shaders/nn.wgsl"),
+        &[true, true, true, false],
+        &KERNELS,
+    )?;
+    Ok(Pipelines {
+        layout,
+        by_name: KERNELS.into_iter().zip(p).collect(),
+    })
 }
 
 /// Weights of one node on the device.
@@ -317,7 +278,7 @@ impl GpuModel {
         });
         rec.enc.copy_buffer_to_buffer(&out.buf, 0, &readback, 0, bytes);
         self.ctx.queue.submit([rec.enc.finish()]);
-        let data = map_read(d, &readback);
+        let data = map_read::<f32>(d, &readback);
         check_scopes(validation, oom, "running the model")?;
         let mut data = data?;
         data.truncate(out.shape.iter().product());
@@ -428,41 +389,23 @@ impl Recorder<'_> {
                 let s = as5(&x.shape, c.rank)?;
                 let (pb, o) = window_geometry(s, c.kernel, c.strides, c.dilations, &c.pads)?;
                 let y = self.alloc(out_shape);
-                let (act, alpha) = act_code(c.act);
                 let nocb = c.c_out.div_ceil(8);
                 let ext: Vec<usize> = (0..3)
                     .map(|a| ([4, 4, 8][a] - 1) * c.strides[a] + (c.kernel[a] - 1) * c.dilations[a] + 1)
                     .collect();
                 let tiled = ext.iter().product::<usize>() <= 2048 && 8 * c.kernel.iter().product::<usize>() <= 1024;
                 let tiles = [o[2].div_ceil(8), o[1].div_ceil(4), o[0].div_ceil(4)];
-                let mut prm = vec![
-                    u(s[0])?,
-                    u(s[1])?,
-                    u(s[2])?,
-                    u(s[3])?,
-                    u(s[4])?,
-                    u(c.c_out)?,
-                    u(o[0])?,
-                    u(o[1])?,
-                    u(o[2])?,
-                ];
-                prm.extend(
-                    c.kernel
-                        .iter()
-                        .chain(&c.strides)
-                        .chain(&c.dilations)
-                        .chain(&pb)
-                        .map(|&v| v as u32),
-                );
-                prm.extend([
-                    act,
-                    f(alpha),
-                    nocb as u32,
-                    tiles[0] as u32,
-                    tiles[1] as u32,
-                    tiles[2] as u32,
-                ]);
-                prm.extend(ext.iter().map(|&v| v as u32));
+                let geom = ConvGeom {
+                    input: s,
+                    c_out: c.c_out,
+                    out: o,
+                    kernel: c.kernel,
+                    strides: c.strides,
+                    dilations: c.dilations,
+                    pad_begin: pb,
+                };
+                let mut prm = conv_params(&geom, c.act)?;
+                prm.extend(tiles.iter().chain(&ext).map(|&v| v as u32));
                 let (kernel, wg) = if tiled {
                     ("conv_tiled", groups(tiles.iter().product::<usize>() * nocb * s[0], 1))
                 } else {
@@ -475,29 +418,18 @@ impl Recorder<'_> {
                 let s = as5(&x.shape, c.rank)?;
                 let o5 = as5(&out_shape, c.rank)?;
                 let y = self.alloc(out_shape);
-                let (act, alpha) = act_code(c.act);
-                let nocb = c.c_out.div_ceil(8);
-                let mut prm = vec![
-                    u(s[0])?,
-                    u(s[1])?,
-                    u(s[2])?,
-                    u(s[3])?,
-                    u(s[4])?,
-                    u(c.c_out)?,
-                    u(o5[2])?,
-                    u(o5[3])?,
-                    u(o5[4])?,
-                ];
-                prm.extend(
-                    c.kernel
-                        .iter()
-                        .chain(&c.strides)
-                        .chain(&c.dilations)
-                        .chain(&c.pad_begin)
-                        .map(|&v| v as u32),
-                );
-                prm.extend([act, f(alpha), nocb as u32]);
-                let wg = groups(o5[2] * o5[3] * o5[4] * nocb * s[0], 64);
+                let o = [o5[2], o5[3], o5[4]];
+                let geom = ConvGeom {
+                    input: s,
+                    c_out: c.c_out,
+                    out: o,
+                    kernel: c.kernel,
+                    strides: c.strides,
+                    dilations: c.dilations,
+                    pad_begin: c.pad_begin,
+                };
+                let prm = conv_params(&geom, c.act)?;
+                let wg = groups(o.iter().product::<usize>() * c.c_out.div_ceil(8) * s[0], 64);
                 self.dispatch("conv_transpose", &prm, &x.buf, w.a.as_ref(), w.b.as_ref(), &y.buf, wg);
                 y
             }
@@ -581,12 +513,7 @@ impl Recorder<'_> {
                 }
             }
             Op::Softmax { axis, flatten } => {
-                let a = shape::axis(*axis, x.shape.len())?;
-                let (len, inner) = if *flatten {
-                    (x.shape[a..].iter().product::<usize>(), 1)
-                } else {
-                    (x.shape[a], x.shape[a + 1..].iter().product::<usize>())
-                };
+                let (len, inner) = shape::softmax_extent(*axis, *flatten, &x.shape)?;
                 let count = n_out / len.max(1);
                 let y = self.alloc(out_shape);
                 self.dispatch(
@@ -700,6 +627,36 @@ impl Recorder<'_> {
     }
 }
 
+/// Geometry shared by the convolution kernels' parameter block.
+struct ConvGeom {
+    input: [usize; 5],
+    c_out: usize,
+    out: [usize; 3],
+    kernel: [usize; 3],
+    strides: [usize; 3],
+    dilations: [usize; 3],
+    pad_begin: [usize; 3],
+}
+
+/// Parameters 0..=23 of the conv kernels (layout in nn.wgsl): sizes, window, activation, channel blocks.
+fn conv_params(g: &ConvGeom, act: Act) -> std::result::Result<Vec<u32>, String> {
+    let mut prm = Vec::with_capacity(30);
+    for v in g.input.iter().chain([&g.c_out]).chain(&g.out) {
+        prm.push(u(*v)?);
+    }
+    prm.extend(
+        g.kernel
+            .iter()
+            .chain(&g.strides)
+            .chain(&g.dilations)
+            .chain(&g.pad_begin)
+            .map(|&v| v as u32),
+    );
+    let (code, alpha) = act_code(act);
+    prm.extend([code, alpha.to_bits(), g.c_out.div_ceil(8) as u32]);
+    Ok(prm)
+}
+
 fn bind(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
         binding,
@@ -709,38 +666,4 @@ fn bind(binding: u32, buf: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
 
 fn pad6(v: &[usize]) -> impl Iterator<Item = u32> + '_ {
     v.iter().map(|&x| x as u32).chain(std::iter::repeat(0)).take(6)
-}
-
-fn check_scopes(validation: wgpu::ErrorScopeGuard, oom: wgpu::ErrorScopeGuard, what: &str) -> Result<()> {
-    if let Some(e) = pollster::block_on(validation.pop()) {
-        return Err(Error::Gpu(format!("validation error while {what}: {e}")));
-    }
-    if let Some(e) = pollster::block_on(oom.pop()) {
-        return Err(Error::Gpu(format!("out of GPU memory while {what}: {e}")));
-    }
-    Ok(())
-}
-
-fn map_read(d: &wgpu::Device, buf: &wgpu::Buffer) -> Result<Vec<f32>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    d.poll(wgpu::PollType::Wait {
-        submission_index: None,
-        timeout: None,
-    })
-    .map_err(|e| Error::Gpu(format!("device lost or timed out: {e}")))?;
-    rx.recv()
-        .map_err(|e| Error::Gpu(format!("buffer mapping never completed: {e}")))?
-        .map_err(|e| Error::Gpu(format!("cannot map GPU buffer: {e}")))?;
-    let out = {
-        let view = buf
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("cannot read GPU buffer: {e}")))?;
-        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
-    };
-    buf.unmap();
-    Ok(out)
 }

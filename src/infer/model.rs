@@ -623,6 +623,74 @@ fn per_channel(t: &Tensor, c: usize, n: &NodeProto, what: &str) -> Result<Vec<f3
     Ok(t.data.clone())
 }
 
+/// What Conv and ConvTranspose read the same way: the weight tensor (rank 4 or
+/// 5, no empty or oversized axis), group 1, kernel_shape, strides, dilations, bias.
+struct ConvWeights {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    rank: usize,
+    c_in: usize,
+    c_out: usize,
+    kernel: [usize; 3],
+    strides: [usize; 3],
+    dilations: [usize; 3],
+}
+
+fn conv_weights(n: &NodeProto, consts: &Consts, attrs: &mut Attrs, transposed: bool) -> Result<ConvWeights, LoadError> {
+    let w = need_f(n, consts, 1, "weight")?;
+    let rank = w
+        .shape
+        .len()
+        .checked_sub(2)
+        .filter(|r| *r == 2 || *r == 3)
+        .ok_or_else(|| {
+            format!(
+                "{}: weight of rank {}; only 2-D and 3-D convolutions are supported",
+                describe(n),
+                w.shape.len()
+            )
+        })?;
+    if attrs.int("group", 1)? != 1 {
+        return Err(attrs.bad("group", "other than 1 is not supported"));
+    }
+    if w.shape.contains(&0) || w.shape[2..].iter().any(|&k| k as i64 > MAX_ATTR) {
+        return Err(format!(
+            "{}: weight of shape {:?} has an empty or oversized axis",
+            describe(n),
+            w.shape
+        ));
+    }
+    // ONNX weights: Conv [c_out, c_in, k…], ConvTranspose [c_in, c_out, k…].
+    let (c_in, c_out) = if transposed {
+        (w.shape[0], w.shape[1])
+    } else {
+        (w.shape[1], w.shape[0])
+    };
+    let mut kernel = [1; 3];
+    kernel[3 - rank..].copy_from_slice(&w.shape[2..]);
+    if let Some(ks) = attrs.ints("kernel_shape")?
+        && ks.iter().map(|&k| k as usize).ne(w.shape[2..].iter().copied())
+    {
+        return Err(attrs.bad("kernel_shape", "disagrees with the weight's shape"));
+    }
+    let strides = spatial(attrs.ints("strides")?, rank, 1, attrs, "strides", 1)?;
+    let dilations = spatial(attrs.ints("dilations")?, rank, 1, attrs, "dilations", 1)?;
+    let bias = match opt_f(n, consts, 2, "bias")? {
+        Some(b) => per_channel(b, c_out, n, "bias")?,
+        None => vec![0.0; c_out],
+    };
+    Ok(ConvWeights {
+        weight: w.data.clone(),
+        bias,
+        rank,
+        c_in,
+        c_out,
+        kernel,
+        strides,
+        dilations,
+    })
+}
+
 fn first_input(n: &NodeProto) -> Result<String, LoadError> {
     n.inputs
         .first()
@@ -640,91 +708,25 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
     };
     let op = match n.op_type.as_str() {
         "Conv" => {
-            let w = need_f(n, consts, 1, "weight")?;
-            let rank = w
-                .shape
-                .len()
-                .checked_sub(2)
-                .filter(|r| *r == 2 || *r == 3)
-                .ok_or_else(|| {
-                    format!(
-                        "{}: weight of rank {}; only 2-D and 3-D convolutions are supported",
-                        describe(n),
-                        w.shape.len()
-                    )
-                })?;
-            if attrs.int("group", 1)? != 1 {
-                return Err(attrs.bad("group", "other than 1 is not supported"));
-            }
-            if w.shape.contains(&0) || w.shape[2..].iter().any(|&k| k as i64 > MAX_ATTR) {
-                return Err(format!(
-                    "{}: weight of shape {:?} has an empty or oversized axis",
-                    describe(n),
-                    w.shape
-                ));
-            }
-            let (c_out, c_in) = (w.shape[0], w.shape[1]);
-            let mut kernel = [1; 3];
-            kernel[3 - rank..].copy_from_slice(&w.shape[2..]);
-            if let Some(ks) = attrs.ints("kernel_shape")?
-                && ks.iter().map(|&k| k as usize).ne(w.shape[2..].iter().copied())
-            {
-                return Err(attrs.bad("kernel_shape", "disagrees with the weight's shape"));
-            }
-            let strides = spatial(attrs.ints("strides")?, rank, 1, &attrs, "strides", 1)?;
-            let dilations = spatial(attrs.ints("dilations")?, rank, 1, &attrs, "dilations", 1)?;
-            let pads = pads_attr(&mut attrs, rank)?;
-            let bias = match opt_f(n, consts, 2, "bias")? {
-                Some(b) => per_channel(b, c_out, n, "bias")?,
-                None => vec![0.0; c_out],
-            };
+            let cw = conv_weights(n, consts, &mut attrs, false)?;
+            let pads = pads_attr(&mut attrs, cw.rank)?;
             Op::Conv(Box::new(ConvSpec {
-                weight: w.data.clone(),
-                bias,
-                c_in,
-                c_out,
-                kernel,
-                strides,
-                dilations,
+                weight: cw.weight,
+                bias: cw.bias,
+                c_in: cw.c_in,
+                c_out: cw.c_out,
+                kernel: cw.kernel,
+                strides: cw.strides,
+                dilations: cw.dilations,
                 pads,
-                rank,
+                rank: cw.rank,
                 act: Act::None,
             }))
         }
         "ConvTranspose" => {
-            let w = need_f(n, consts, 1, "weight")?;
-            let rank = w
-                .shape
-                .len()
-                .checked_sub(2)
-                .filter(|r| *r == 2 || *r == 3)
-                .ok_or_else(|| {
-                    format!(
-                        "{}: weight of rank {}; only 2-D and 3-D transposed convolutions are supported",
-                        describe(n),
-                        w.shape.len()
-                    )
-                })?;
-            if attrs.int("group", 1)? != 1 {
-                return Err(attrs.bad("group", "other than 1 is not supported"));
-            }
-            if w.shape.contains(&0) || w.shape[2..].iter().any(|&k| k as i64 > MAX_ATTR) {
-                return Err(format!(
-                    "{}: weight of shape {:?} has an empty or oversized axis",
-                    describe(n),
-                    w.shape
-                ));
-            }
-            let (c_in, c_out) = (w.shape[0], w.shape[1]);
-            let mut kernel = [1; 3];
-            kernel[3 - rank..].copy_from_slice(&w.shape[2..]);
-            if let Some(ks) = attrs.ints("kernel_shape")?
-                && ks.iter().map(|&k| k as usize).ne(w.shape[2..].iter().copied())
-            {
-                return Err(attrs.bad("kernel_shape", "disagrees with the weight's shape"));
-            }
-            let strides = spatial(attrs.ints("strides")?, rank, 1, &attrs, "strides", 1)?;
-            let dilations = spatial(attrs.ints("dilations")?, rank, 1, &attrs, "dilations", 1)?;
+            let cw = conv_weights(n, consts, &mut attrs, true)?;
+            let (rank, c_in, c_out, kernel, strides, dilations) =
+                (cw.rank, cw.c_in, cw.c_out, cw.kernel, cw.strides, cw.dilations);
             let output_padding = spatial(attrs.ints("output_padding")?, rank, 0, &attrs, "output_padding", 0)?;
             if attrs.ints("output_shape")?.is_some() {
                 return Err(attrs.bad("output_shape", "is not supported (export with explicit pads)"));
@@ -733,13 +735,9 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                 Pads::Explicit { begin, end } => (begin, end),
                 _ => return Err(attrs.bad("auto_pad", "SAME_* is not supported for ConvTranspose")),
             };
-            let bias = match opt_f(n, consts, 2, "bias")? {
-                Some(b) => per_channel(b, c_out, n, "bias")?,
-                None => vec![0.0; c_out],
-            };
             Op::ConvTranspose(Box::new(ConvTSpec {
-                weight: w.data.clone(),
-                bias,
+                weight: cw.weight,
+                bias: cw.bias,
                 c_in,
                 c_out,
                 kernel,

@@ -33,6 +33,17 @@ pub fn axis(a: i64, rank: usize) -> Result<usize, String> {
     Ok(if a < 0 { (a + r) as usize } else { a as usize })
 }
 
+/// Softmax runs over `len` values `inner` apart: one axis (opset ≥ 13) or,
+/// with `flatten` (older opsets), all axes from `axis` on as one.
+pub fn softmax_extent(a: i64, flatten: bool, shape: &[usize]) -> Result<(usize, usize), String> {
+    let a = axis(a, shape.len())?;
+    Ok(if flatten {
+        (shape[a..].iter().product(), 1)
+    } else {
+        (shape[a], shape[a + 1..].iter().product())
+    })
+}
+
 /// Output spatial size of a window op; None when the window does not fit.
 fn windows(size: usize, pb: usize, pe: usize, k: usize, s: usize, d: usize) -> Option<usize> {
     let span = (k - 1) * d + 1;

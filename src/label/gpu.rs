@@ -19,7 +19,7 @@
 use super::cpu::{Runs, components_from_runs, find_runs, neighbour_rows, touching_runs};
 use super::{Components, Connectivity};
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, check_scopes, map_read, wait};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -82,56 +82,20 @@ fn pipelines(ctx: &GpuContext) -> Result<&'static Pipelines> {
 }
 
 fn build_pipelines(ctx: &GpuContext) -> std::result::Result<Pipelines, String> {
-    let d = &ctx.device;
-    let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some("ccl.wgsl"),
-        source: wgpu::ShaderSource::Wgsl(include_str!("shaders/ccl.wgsl").into()),
-    });
-    let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty,
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    };
-    let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some("ccl"),
-        entries: &[
-            entry(0, wgpu::BufferBindingType::Uniform),
-            entry(1, wgpu::BufferBindingType::Storage { read_only: true }),
-            entry(2, wgpu::BufferBindingType::Storage { read_only: true }),
-            entry(3, wgpu::BufferBindingType::Storage { read_only: false }),
-        ],
-    });
-    let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("ccl"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let make = |name: &str| {
-        d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(name),
-            layout: Some(&pl),
-            module: &module,
-            entry_point: Some(name),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    };
-    let p = Pipelines {
-        init: make("init"),
-        merge: make("merge"),
-        resolve: make("resolve"),
+    let (layout, mut p) = crate::gpu::build_pipelines(
+        ctx,
+        "ccl.wgsl",
+        include_str!("shaders/ccl.wgsl"),
+        &[true, true, false],
+        &["init", "merge", "resolve"],
+    )?;
+    let (resolve, merge, init) = (p.remove(2), p.remove(1), p.remove(0));
+    Ok(Pipelines {
+        init,
+        merge,
+        resolve,
         layout,
-    };
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(format!("shader or pipeline creation failed: {e}"));
-    }
-    Ok(p)
+    })
 }
 
 /// Labels `mask` on the shared GPU context.
@@ -468,45 +432,4 @@ fn run_slab(
         _ => timings.kernel_ms += kernel_wall,
     }
     Ok(roots)
-}
-
-/// Pops a validation and an out-of-memory scope, turning a captured error into `Error::Gpu`.
-fn check_scopes(validation: wgpu::ErrorScopeGuard, oom: wgpu::ErrorScopeGuard, what: &str) -> Result<()> {
-    if let Some(e) = pollster::block_on(validation.pop()) {
-        return Err(Error::Gpu(format!("validation error while {what}: {e}")));
-    }
-    if let Some(e) = pollster::block_on(oom.pop()) {
-        return Err(Error::Gpu(format!("out of GPU memory while {what}: {e}")));
-    }
-    Ok(())
-}
-
-fn wait(d: &wgpu::Device) -> Result<()> {
-    d.poll(wgpu::PollType::Wait {
-        submission_index: None,
-        timeout: None,
-    })
-    .map(|_| ())
-    .map_err(|e| Error::Gpu(format!("device lost or timed out: {e}")))
-}
-
-/// Maps a MAP_READ buffer and returns its contents as `T`s (one copy).
-fn map_read<T: bytemuck::Pod>(d: &wgpu::Device, buf: &wgpu::Buffer) -> Result<Vec<T>> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-        let _ = tx.send(r);
-    });
-    wait(d)?;
-    rx.recv()
-        .map_err(|e| Error::Gpu(format!("buffer mapping never completed: {e}")))?
-        .map_err(|e| Error::Gpu(format!("cannot map GPU buffer: {e}")))?;
-    let out = {
-        let view = buf
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| Error::Gpu(format!("cannot read GPU buffer: {e}")))?;
-        bytemuck::pod_collect_to_vec::<u8, T>(&view)
-    };
-    buf.unmap();
-    Ok(out)
 }
