@@ -728,6 +728,9 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             let (rank, c_in, c_out, kernel, strides, dilations) =
                 (cw.rank, cw.c_in, cw.c_out, cw.kernel, cw.strides, cw.dilations);
             let output_padding = spatial(attrs.ints("output_padding")?, rank, 0, &attrs, "output_padding", 0)?;
+            if (0..3).any(|a| output_padding[a] >= strides[a].max(dilations[a])) {
+                return Err(attrs.bad("output_padding", "must be smaller than the stride or the dilation"));
+            }
             if attrs.ints("output_shape")?.is_some() {
                 return Err(attrs.bad("output_shape", "is not supported (export with explicit pads)"));
             }
@@ -852,10 +855,14 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                 // Upsample (opset 7–9): asymmetric coordinates, floor for nearest.
                 coord = Coord::Asymmetric;
                 nearest = NearestMode::Floor;
-                target = match attrs.floats("scales")? {
-                    Some(s) => ResizeTarget::Scales(s),
-                    None => ResizeTarget::Scales(need_f(n, consts, 1, "scales")?.data.clone()),
+                let scales = match attrs.floats("scales")? {
+                    Some(s) => s,
+                    None => need_f(n, consts, 1, "scales")?.data.clone(),
                 };
+                if scales.iter().any(|&v| !(v >= 1.0)) {
+                    return Err(attrs.bad("scales", format!("{scales:?}: Upsample scales must be at least 1")));
+                }
+                target = ResizeTarget::Scales(scales);
             } else {
                 // Resize-10 has no such attributes: asymmetric coordinates, floor for nearest (onnxruntime).
                 let c = attrs.string(
