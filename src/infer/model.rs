@@ -859,7 +859,7 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                     Some(s) => s,
                     None => need_f(n, consts, 1, "scales")?.data.clone(),
                 };
-                if scales.iter().any(|&v| !(v >= 1.0)) {
+                if scales.iter().any(|v| v.is_nan() || *v < 1.0) {
                     return Err(attrs.bad("scales", format!("{scales:?}: Upsample scales must be at least 1")));
                 }
                 target = ResizeTarget::Scales(scales);
