@@ -58,6 +58,12 @@ fn example_fp_lesions_fall_with_overlap_and_gaussian_blending() {
         assert_eq!(t["gt"], 39);
         // The probability maps are kept next to the tables and scored with FROC.
         assert!(out.join("probs/case_001.nii.gz").is_file());
+        // …and the figures are drawn next to them.
+        assert!(
+            out.join("plots").read_dir().unwrap().count() > 0,
+            "no figures in {}",
+            out.display()
+        );
         assert!(r["detection"]["froc"].is_array() || r["detection"].is_object());
     }
 }

@@ -1,5 +1,6 @@
 //! `lesioneval run --model M --images DIR --gt DIR --out DIR`: infer, then score
-//! the probability maps as `score --prob` does (tables, FROC, plots).
+//! the probability maps as `score --prob` does (tables, FROC), and draw the
+//! figures into `<out>/plots` (or `--plots DIR`).
 
 use super::check::GateArgs;
 use super::common::EvalArgs;
@@ -29,7 +30,7 @@ pub struct RunArgs {
     pub baseline: Option<PathBuf>,
 }
 
-pub fn run(a: RunArgs) -> Result<ExitCode> {
+pub fn run(mut a: RunArgs) -> Result<ExitCode> {
     let Some(out) = a.eval.out.clone() else {
         bail!("run needs --out DIR: the probability maps go to DIR/probs, the tables next to them");
     };
@@ -40,6 +41,10 @@ pub fn run(a: RunArgs) -> Result<ExitCode> {
         bail!("--shard is not supported by run; infer all cases, then score the shards");
     }
     a.eval.init_threads()?;
+    // A run is a report: figures go to <out>/plots unless --plots says elsewhere.
+    if a.eval.plots.is_none() {
+        a.eval.plots = Some(out.join("plots"));
+    }
     let probs = out.join("probs");
     a.net.infer_all(a.eval.device, &probs, MaskMode::None, a.eval.timings)?;
     let mut prob = a.prob;
