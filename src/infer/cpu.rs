@@ -403,7 +403,7 @@ fn pool(p: &PoolSpec, x: &Tensor, out_shape: &[usize]) -> Result<Vec<f32>, Strin
 }
 
 /// Window size counting padded positions (the window clipped to the padded input).
-pub fn pool_count_with_pads(oi: [usize; 3], p: &PoolSpec, pb: [usize; 3], size: [usize; 3]) -> usize {
+fn pool_count_with_pads(oi: [usize; 3], p: &PoolSpec, pb: [usize; 3], size: [usize; 3]) -> usize {
     let (_, pe) = p.pads.resolve(size, p.kernel, p.strides, [1; 3]);
     (0..3)
         .map(|a| {

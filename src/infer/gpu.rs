@@ -156,11 +156,6 @@ impl GpuModel {
         })
     }
 
-    /// The adapter this model runs on.
-    pub fn context(&self) -> &GpuContext {
-        &self.ctx
-    }
-
     /// Shapes of every value for an input shape (no execution).
     fn shapes(&self, inputs: &[&[usize]]) -> std::result::Result<HashMap<String, Vec<usize>>, String> {
         let mut s: HashMap<String, Vec<usize>> = HashMap::new();

@@ -252,25 +252,6 @@ pub enum Op {
 }
 
 impl Op {
-    pub fn name(&self) -> &'static str {
-        match self {
-            Op::Conv(_) => "Conv",
-            Op::ConvTranspose(_) => "ConvTranspose",
-            Op::Affine { .. } => "BatchNormalization",
-            Op::InstanceNorm { .. } => "InstanceNormalization",
-            Op::Act(_) => "Activation",
-            Op::PRelu { .. } => "PRelu",
-            Op::Softmax { .. } => "Softmax",
-            Op::Pool(_) => "Pool",
-            Op::Resize(_) => "Resize",
-            Op::Concat { .. } => "Concat",
-            Op::Binary { .. } => "Binary",
-            Op::Transpose { .. } => "Transpose",
-            Op::Reshape { .. } => "Reshape",
-            Op::Identity => "Identity",
-        }
-    }
-
     fn act_mut(&mut self) -> Option<&mut Act> {
         match self {
             Op::Conv(c) => Some(&mut c.act),

@@ -13,14 +13,6 @@ impl Tensor {
         Tensor { shape, data }
     }
 
-    pub fn zeros(shape: Vec<usize>) -> Self {
-        let n = shape.iter().product();
-        Tensor {
-            shape,
-            data: vec![0.0; n],
-        }
-    }
-
     pub fn len(&self) -> usize {
         self.data.len()
     }
