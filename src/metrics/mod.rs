@@ -10,6 +10,7 @@
 //! - Dice = voxel Dice of the binarised (size-filtered) masks; 1 when both are empty.
 
 pub mod surface;
+pub mod surfels;
 
 /// NumPy's default (linear) percentile of sorted values, `q` in [0, 1]; NaN for none.
 pub(crate) fn quantile_sorted(v: &[f64], q: f64) -> f64 {

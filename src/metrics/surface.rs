@@ -13,9 +13,10 @@
 //!
 //! Distances come from an exact squared Euclidean distance transform of the
 //! crop (Felzenszwalb & Huttenlocher's lower envelope of parabolas, one pass
-//! per axis, each weighted by its spacing²). This differs from DeepMind's
-//! surface-distance (area-weighted surfels on the voxel-corner lattice) that
-//! BraTS uses.
+//! per axis, each weighted by its spacing²).
+//!
+//! [`SurfaceRule::Surfels`] swaps in DeepMind's surface-distance rule (area-weighted
+//! surfels on the voxel-corner lattice, `surfels.rs`), the one BraTS uses.
 
 /// Overlap and surface distances of two voxel sets.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -26,6 +27,37 @@ pub struct SegMetrics {
     pub assd_mm: f64,
 }
 
+/// Which surface HD95 and ASSD are measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SurfaceRule {
+    /// Surface voxels, unweighted, linear percentile (MONAI).
+    #[default]
+    Voxels,
+    /// Area-weighted surfels on the voxel-corner lattice (DeepMind surface-distance, BraTS).
+    Surfels,
+}
+
+impl std::fmt::Display for SurfaceRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SurfaceRule::Voxels => "voxels",
+            SurfaceRule::Surfels => "surfels",
+        })
+    }
+}
+
+impl std::str::FromStr for SurfaceRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "voxels" => Ok(SurfaceRule::Voxels),
+            "surfels" => Ok(SurfaceRule::Surfels),
+            _ => Err(format!("surface rule must be voxels or surfels, not '{s}'")),
+        }
+    }
+}
+
 /// Compares A = {v : in_a(v)} and B = {v : in_b(v)} inside the inclusive box
 /// `lo..=hi` of a volume of `shape` with `spacing`. Both sets must lie in the
 /// box and be non-empty.
@@ -34,6 +66,7 @@ pub fn compare(
     spacing: [f64; 3],
     lo: [usize; 3],
     hi: [usize; 3],
+    rule: SurfaceRule,
     in_a: impl Fn(usize) -> bool,
     in_b: impl Fn(usize) -> bool,
 ) -> SegMetrics {
@@ -53,6 +86,17 @@ pub fn compare(
     }
     let (na, nb) = (a.iter().filter(|&&x| x).count(), b.iter().filter(|&&x| x).count());
     let inter = a.iter().zip(&b).filter(|(x, y)| **x && **y).count();
+    let dice = 2.0 * inter as f64 / (na + nb) as f64;
+    let iou = inter as f64 / (na + nb - inter) as f64;
+    if rule == SurfaceRule::Surfels {
+        let (hd95_mm, assd_mm) = super::surfels::distances(&a, &b, dims, spacing, 95.0);
+        return SegMetrics {
+            dice,
+            iou,
+            hd95_mm,
+            assd_mm,
+        };
+    }
     let sa = surface(&a, dims);
     let sb = surface(&b, dims);
     let to_b = edt_sq(&sb, dims, spacing);
@@ -62,8 +106,8 @@ pub fn compare(
     let assd = (d_ab.iter().sum::<f64>() + d_ba.iter().sum::<f64>()) / (d_ab.len() + d_ba.len()) as f64;
     let hd95 = percentile(&mut d_ab, 95.0).max(percentile(&mut d_ba, 95.0));
     SegMetrics {
-        dice: 2.0 * inter as f64 / (na + nb) as f64,
-        iou: inter as f64 / (na + nb - inter) as f64,
+        dice,
+        iou,
         hd95_mm: hd95,
         assd_mm: assd,
     }
@@ -100,75 +144,94 @@ fn surface(m: &[bool], [nx, ny, nz]: [usize; 3]) -> Vec<bool> {
 }
 
 /// Squared distance (mm²) from every voxel to the nearest `feature` voxel.
-fn edt_sq(feature: &[bool], dims: [usize; 3], spacing: [f64; 3]) -> Vec<f64> {
+pub(super) fn edt_sq(feature: &[bool], dims: [usize; 3], spacing: [f64; 3]) -> Vec<f64> {
     let mut d: Vec<f64> = feature.iter().map(|&f| if f { 0.0 } else { f64::INFINITY }).collect();
     let strides = [1, dims[0], dims[0] * dims[1]];
-    let mut line = Vec::new();
-    let mut out = Vec::new();
+    let mut env = Envelope::default();
     for axis in 0..3 {
         let len = dims[axis];
         let w = spacing[axis] * spacing[axis];
-        // Every line along `axis`: its start is any voxel with coordinate 0 on that axis.
-        for start in 0..d.len() {
-            if !(start / strides[axis]).is_multiple_of(len) {
-                continue;
-            }
-            line.clear();
-            line.extend((0..len).map(|i| d[start + i * strides[axis]]));
-            lower_envelope(&line, w, &mut out);
-            for (i, &v) in out.iter().enumerate() {
-                d[start + i * strides[axis]] = v;
+        // Lines along `axis` start at every voxel whose coordinate on that axis is 0.
+        let (o1, o2) = match axis {
+            0 => (1, 2),
+            1 => (0, 2),
+            _ => (0, 1),
+        };
+        for j in 0..dims[o2] {
+            for i in 0..dims[o1] {
+                let start = i * strides[o1] + j * strides[o2];
+                env.line.clear();
+                env.line.extend((0..len).map(|k| d[start + k * strides[axis]]));
+                // A line without any finite value stays infinite (most lines of the first pass).
+                if env.transform(w) {
+                    for (k, &v) in env.out.iter().enumerate() {
+                        d[start + k * strides[axis]] = v;
+                    }
+                }
             }
         }
     }
     d
 }
 
-/// 1-D transform: out[i] = min_j f[j] + w·(i − j)² (Felzenszwalb & Huttenlocher 2012).
-fn lower_envelope(f: &[f64], w: f64, out: &mut Vec<f64>) {
-    let n = f.len();
-    out.clear();
-    out.resize(n, f64::INFINITY);
-    // Parabola vertices (finite ones only) and the boundaries between them.
-    let mut v: Vec<usize> = Vec::with_capacity(n);
-    let mut z: Vec<f64> = Vec::with_capacity(n + 1);
-    let cross = |q: usize, p: usize| {
-        ((f[q] + w * (q * q) as f64) - (f[p] + w * (p * p) as f64)) / (2.0 * w * (q as f64 - p as f64))
-    };
-    for (q, fq) in f.iter().enumerate() {
-        if fq.is_infinite() {
-            continue;
-        }
-        while let Some(&p) = v.last() {
-            let s = cross(q, p);
-            if s <= z[z.len() - 1] {
-                v.pop();
-                z.pop();
-            } else {
-                break;
+/// Scratch of the 1-D transform, reused across lines.
+#[derive(Default)]
+struct Envelope {
+    line: Vec<f64>,
+    out: Vec<f64>,
+    v: Vec<usize>,
+    z: Vec<f64>,
+}
+
+impl Envelope {
+    /// out[i] = min_j line[j] + w·(i − j)² (Felzenszwalb & Huttenlocher 2012); false (and `out`
+    /// untouched) when the line has no finite value.
+    fn transform(&mut self, w: f64) -> bool {
+        let f = &self.line;
+        let (v, z) = (&mut self.v, &mut self.z);
+        v.clear();
+        z.clear();
+        // Parabola vertices (finite ones only) and the boundaries between them.
+        let cross = |q: usize, p: usize| {
+            ((f[q] + w * (q * q) as f64) - (f[p] + w * (p * p) as f64)) / (2.0 * w * (q as f64 - p as f64))
+        };
+        for (q, fq) in f.iter().enumerate() {
+            if fq.is_infinite() {
+                continue;
             }
+            while let Some(&p) = v.last() {
+                let s = cross(q, p);
+                if s <= z[z.len() - 1] {
+                    v.pop();
+                    z.pop();
+                } else {
+                    break;
+                }
+            }
+            if v.is_empty() {
+                z.clear();
+                z.push(f64::NEG_INFINITY);
+            } else {
+                let s = cross(q, v[v.len() - 1]);
+                z.push(s);
+            }
+            v.push(q);
         }
         if v.is_empty() {
-            z.clear();
-            z.push(f64::NEG_INFINITY);
-        } else {
-            let s = cross(q, v[v.len() - 1]);
-            z.push(s);
+            return false;
         }
-        v.push(q);
-    }
-    if v.is_empty() {
-        return;
-    }
-    z.push(f64::INFINITY);
-    let mut k = 0;
-    for (i, o) in out.iter_mut().enumerate() {
-        while z[k + 1] < i as f64 {
-            k += 1;
+        z.push(f64::INFINITY);
+        self.out.clear();
+        let mut k = 0;
+        for i in 0..f.len() {
+            while z[k + 1] < i as f64 {
+                k += 1;
+            }
+            let p = v[k];
+            let di = i as f64 - p as f64;
+            self.out.push(f[p] + w * di * di);
         }
-        let p = v[k];
-        let di = i as f64 - p as f64;
-        *o = f[p] + w * di * di;
+        true
     }
 }
 
@@ -225,7 +288,7 @@ mod tests {
             if !a.iter().any(|&x| x) || !b.iter().any(|&x| x) {
                 continue;
             }
-            let m = compare(dims, sp, [0; 3], [8, 6, 4], |v| a[v], |v| b[v]);
+            let m = compare(dims, sp, [0; 3], [8, 6, 4], SurfaceRule::Voxels, |v| a[v], |v| b[v]);
             let (hd, assd) = brute(&a, &b, dims, sp);
             assert!((m.hd95_mm - hd).abs() < 1e-9, "{} vs {hd}", m.hd95_mm);
             assert!((m.assd_mm - assd).abs() < 1e-9, "{} vs {assd}", m.assd_mm);
@@ -238,7 +301,15 @@ mod tests {
         let shape = [6, 3, 3];
         let in_a = |v: usize| v % 6 < 3;
         let in_b = |v: usize| (1..4).contains(&(v % 6));
-        let m = compare(shape, [2.0, 1.0, 1.0], [0; 3], [5, 2, 2], in_a, in_b);
+        let m = compare(
+            shape,
+            [2.0, 1.0, 1.0],
+            [0; 3],
+            [5, 2, 2],
+            SurfaceRule::Voxels,
+            in_a,
+            in_b,
+        );
         assert_eq!(m.dice, 2.0 * 18.0 / 54.0);
         assert_eq!(m.iou, 18.0 / 36.0);
         // Every surface voxel of A is at most one x-step (2 mm) from B's surface; the centre
