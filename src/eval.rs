@@ -9,7 +9,7 @@ use crate::io::{self, Geometry};
 use crate::label::{self, Components, Connectivity, Device, LesionStats};
 use crate::matching::graph::{self, Correspondence, CorrespondenceCounts};
 use crate::matching::{self, Assignment, Criterion, OverlapTable};
-use crate::metrics::surface::{self, SegMetrics};
+use crate::metrics::surface::{self, SegMetrics, SurfaceRule};
 use crate::metrics::{self, Counts, Macro, Rates};
 use crate::preset::Preset;
 use crate::prob::run::ProbRecord;
@@ -150,6 +150,8 @@ pub struct EvalConfig {
     pub preset: Option<Preset>,
     /// Label regions scored separately (empty: every non-zero voxel is foreground).
     pub regions: Vec<Region>,
+    /// The surface per-lesion HD95 and ASSD are measured on.
+    pub surface: SurfaceRule,
 }
 
 impl Default for EvalConfig {
@@ -166,6 +168,7 @@ impl Default for EvalConfig {
             ignore_unmatched_overlap: false,
             preset: None,
             regions: Vec::new(),
+            surface: SurfaceRule::Voxels,
         }
     }
 }
@@ -189,6 +192,9 @@ pub struct ConfigRecord {
     pub preset: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<Region>,
+    /// `surfels` when HD95/ASSD use DeepMind's surfels (absent = surface voxels).
+    #[serde(default, skip_serializing_if = "is_voxels")]
+    pub surface: SurfaceRule,
     /// Probability-map runs only (`score --prob`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prob: Option<ProbRecord>,
@@ -196,6 +202,10 @@ pub struct ConfigRecord {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_voxels(r: &SurfaceRule) -> bool {
+    *r == SurfaceRule::Voxels
 }
 
 impl EvalConfig {
@@ -212,6 +222,7 @@ impl EvalConfig {
             ignore_unmatched_overlap: self.ignore_unmatched_overlap,
             preset: self.preset.map(|p| p.to_string()),
             regions: self.regions.clone(),
+            surface: self.surface,
             prob: None,
         }
     }
@@ -456,7 +467,8 @@ pub fn score_case(
             (&pred.components, &gt.components, &pred_cov)
         };
         for (i, l) in comps.lesions.iter().enumerate() {
-            let seg = (!matched[i].is_empty()).then(|| seg_against(own, i as u32 + 1, other, &matched[i], spacing));
+            let seg = (!matched[i].is_empty())
+                .then(|| seg_against(own, i as u32 + 1, other, &matched[i], spacing, config.surface));
             let status = if !matched[i].is_empty() {
                 Status::TP
             } else if side == "pred" && ignored_pred[i] {
@@ -573,8 +585,9 @@ fn score_case_dilated(
     };
     let graph = graph::correspondence(&table);
     let spacing = gt.geometry.spacing;
-    let seg_of =
-        |own: &Components, id: u32, other: &Components, with: &[u32]| seg_against(own, id, other, with, spacing);
+    let seg_of = |own: &Components, id: u32, other: &Components, with: &[u32]| {
+        seg_against(own, id, other, with, spacing, config.surface)
+    };
     let mut best = (vec![0.0f64; ng], vec![0.0f64; np]);
     let mut cov = (vec![0u64; ng], vec![0u64; np]);
     for &(g, p, inter) in &table.pairs {
@@ -665,7 +678,14 @@ fn score_case_dilated(
 
 /// Dice, IoU, HD95 and ASSD of lesion `id` of `own` against the union of lesions `with` of
 /// `other`, on the crop of their bounding boxes.
-fn seg_against(own: &Components, id: u32, other: &Components, with: &[u32], spacing: [f64; 3]) -> SegMetrics {
+fn seg_against(
+    own: &Components,
+    id: u32,
+    other: &Components,
+    with: &[u32],
+    spacing: [f64; 3],
+    rule: SurfaceRule,
+) -> SegMetrics {
     let l = &own.lesions[id as usize - 1];
     let (mut lo, mut hi) = (l.bbox_min, l.bbox_max);
     for &o in with {
@@ -680,6 +700,7 @@ fn seg_against(own: &Components, id: u32, other: &Components, with: &[u32], spac
         spacing,
         lo,
         hi,
+        rule,
         |v| own.labels[v] == id,
         |v| other.labels[v] != 0 && with.contains(&other.labels[v]),
     )

@@ -17,6 +17,7 @@ use crate::eval::{EvalConfig, MinSize, Region};
 use crate::label::Connectivity;
 use crate::matching::{ANIMA_DEFAULT, Assignment, Criterion, Measure};
 use crate::metrics::Counts;
+use crate::metrics::surface::SurfaceRule;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -70,6 +71,8 @@ pub struct Rules {
     pub ignore_unmatched_overlap: bool,
     /// Label regions scored when none are given.
     pub regions: Vec<Region>,
+    /// The surface HD95 and ASSD are measured on.
+    pub surface: SurfaceRule,
 }
 
 impl Default for Rules {
@@ -84,6 +87,7 @@ impl Default for Rules {
             min_size_gt: None,
             ignore_unmatched_overlap: false,
             regions: Vec::new(),
+            surface: c.surface,
         }
     }
 }
@@ -140,6 +144,8 @@ impl Preset {
                         labels,
                     })
                     .collect(),
+                // BraTS' HD95 is DeepMind surface-distance's area-weighted robust Hausdorff.
+                surface: SurfaceRule::Surfels,
                 ..Rules::default()
             },
         }

@@ -57,6 +57,10 @@ pub struct EvalArgs {
     /// its dilation meets (sets --assign dilated:K; brats2023 uses 3).
     #[arg(long, value_name = "K")]
     pub dilation: Option<u32>,
+    /// Surface for the per-lesion HD95 and ASSD: voxels (surface voxels, MONAI) or surfels (area-weighted surface
+    /// elements, DeepMind surface-distance; brats2023 uses it) [default: voxels].
+    #[arg(long, value_name = "voxels|surfels")]
+    pub surface: Option<lesioneval::metrics::surface::SurfaceRule>,
     /// Override --min-size for ground-truth lesions.
     #[arg(long, value_name = "SIZE")]
     pub min_size_gt: Option<MinSize>,
@@ -153,6 +157,7 @@ impl EvalArgs {
                 .unmatched_overlap
                 .map_or(base.ignore_unmatched_overlap, |u| u == UnmatchedOverlap::Ignore),
             preset: self.preset,
+            surface: self.surface.unwrap_or(base.surface),
             regions,
             geometry_tolerance: self.geometry_tolerance,
             missing: self.missing,
