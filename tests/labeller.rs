@@ -72,8 +72,11 @@ proptest! {
 
 #[test]
 fn long_rows_and_thin_volumes() {
-    // Rows longer than the 8-byte skip, runs at row ends, 1-voxel-thick volumes.
+    // Rows longer than the 8-byte skip, runs at row ends, 1-voxel-thick volumes, and noisy rows
+    // of 16+ runs (the CPU writer's dense-row path when they share one label, run by run when not).
     for (shape, d) in [
+        ([200, 4, 3], 0.5),
+        ([256, 6, 5], 0.7),
         ([67, 3, 2], 0.3),
         ([1, 40, 30], 0.5),
         ([50, 1, 20], 0.4),

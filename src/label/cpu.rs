@@ -27,6 +27,13 @@
 //!      with exact overlap;
 //!    - 26-conn: all four rows with ±1 overlap.
 //!
+//!    The sweep only records the touching pairs, without a branch per step
+//!    (on noise whether two runs touch is a coin flip, and ~2·10⁸ steps at
+//!    512³ made mispredictions the labeller's main cost); the pairs are then
+//!    unioned in a second, predictable loop. (Finding each run's touching
+//!    range by popcount rank queries on per-row bit maps was tried and was
+//!    slower: its variable-length inner loops mispredict as much.)
+//!
 //!    Runs in the same row never touch (they are maximal). A run takes the
 //!    label of the first earlier run it touches, and further touches union
 //!    the two labels; a run touching nothing opens a new label. Labels are
@@ -49,9 +56,12 @@
 //!    (read-only now, so slabs share it) and fills its own disjoint part of
 //!    the output. The output starts zeroed (lazily, by the
 //!    allocator), so only foreground runs are written and pages without lesions
-//!    are never touched. Lesion statistics are added per run in the same pass:
-//!    a slab owns the statistics of the labels it numbered and keeps a small
-//!    side table for components that started in an earlier slab, merged at the end.
+//!    are never touched. A row of many runs (noise) that all got one label is
+//!    written with one vectorised select over the row's mask instead. Lesion
+//!    statistics are added in the same pass, once per group of consecutive
+//!    runs of a row with the same label: a slab owns the statistics of the
+//!    labels it numbered and keeps a small side table for components that
+//!    started in an earlier slab, merged at the end.
 
 use super::{Components, Connectivity, LesionStats};
 use rayon::prelude::*;
@@ -390,7 +400,8 @@ fn label_slabs<const STATS: bool>(
         .zip(&label_off[..nslabs])
         .zip(&first[..nslabs])
         .map(|(((((out, own), w), &(z0, _)), &loff), &first)| {
-            write_slab::<STATS>(w, &final_label[loff..], first, out, own, [nx, ny, z0])
+            let slab_mask = &mask[z0 * plane..z0 * plane + out.len()];
+            write_slab::<STATS>(w, &final_label[loff..], first, out, slab_mask, own, [nx, ny, z0])
         })
         .collect();
     for (l, st) in foreign.into_iter().flatten() {
@@ -421,6 +432,7 @@ const NO_LABEL: u32 = u32::MAX;
 fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u32)]) -> (Vec<u32>, Vec<u32>) {
     let mut label = vec![NO_LABEL; runs.start.len()];
     let mut uf: Vec<u32> = Vec::new();
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
     for z in 0..nz {
         for y in 0..ny {
             let row = y + ny * z;
@@ -434,14 +446,15 @@ fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u3
                     continue;
                 }
                 let prow = py as usize + ny * pz as usize;
-                touching_runs(runs, row, prow, tol, |i, j| {
-                    let lj = label[j];
+                let n = touching_pairs(runs, row, prow, tol, &mut pairs);
+                for &(i, j) in &pairs[..n] {
+                    let (i, lj) = (i as usize, label[j as usize]);
                     if label[i] == NO_LABEL {
                         label[i] = lj;
                     } else if label[i] != lj {
                         union(&mut uf, label[i], lj);
                     }
-                });
+                }
             }
             // Store roots, not whatever label was copied first: later rows
             // then see equal labels for runs already joined and skip the
@@ -459,15 +472,52 @@ fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u3
     (label, uf)
 }
 
+/// The touching pairs of rows `cur` and `prev` (as [`touching_runs`]) written into `buf`
+/// without a branch per step — whether two runs touch is a coin flip on noise — so the
+/// caller's loop sees only real touches. Returns how many there are.
+#[inline]
+fn touching_pairs(runs: &Runs, cur: usize, prev: usize, tol: u32, buf: &mut Vec<(u32, u32)>) -> usize {
+    let (i0, ie) = (runs.row_ptr[cur] as usize, runs.row_ptr[cur + 1] as usize);
+    let (j0, je) = (runs.row_ptr[prev] as usize, runs.row_ptr[prev + 1] as usize);
+    let (cs, ce) = (&runs.start[i0..ie], &runs.end[i0..ie]);
+    let (ps, pe) = (&runs.start[j0..je], &runs.end[j0..je]);
+    // Each step advances i or j, so there are fewer steps than this; every step writes a slot
+    // and keeps it only when the runs touch.
+    let most = cs.len() + ps.len();
+    if buf.len() < most {
+        buf.resize(most, (0, 0));
+    }
+    let out = &mut buf[..most];
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < cs.len() && j < ps.len() {
+        let (as_, ae, bs, be) = (cs[i], ce[i], ps[j], pe[j]);
+        out[n] = ((i0 + i) as u32, (j0 + j) as u32);
+        n += usize::from(as_ < be + tol && bs < ae + tol);
+        // The run that ends first cannot touch the other row's next run.
+        let step = usize::from(ae <= be);
+        i += step;
+        j += 1 - step;
+    }
+    n
+}
+
+/// Rows with at least this many runs, all of one final label, are written with one vectorised
+/// select over the row's mask instead of run by run (dense noise: runs of one or two voxels).
+const DENSE_ROW_RUNS: usize = 16;
+
 /// Writes one slab's labels into `out` (its part of the volume, starting at
-/// plane `z0`) and adds its runs to the statistics: to `own` for final labels
-/// numbered in this slab (from `first`), else to the returned side table.
-/// `final_label[l]` is the final label of the slab's provisional label `l`.
+/// plane `z0`; `mask` is the same part of the mask) and adds its runs to the
+/// statistics: to `own` for final labels numbered in this slab (from `first`),
+/// else to the returned side table. `final_label[l]` is the final label of the
+/// slab's provisional label `l`. Consecutive runs of a row with the same label
+/// are added to the statistics as one group.
+#[allow(clippy::too_many_arguments)]
 fn write_slab<const STATS: bool>(
     w: &Slab,
     final_label: &[u32],
     first: u32,
     out: &mut [u32],
+    mask: &[u8],
     own: &mut [LesionStats],
     [nx, ny, z0]: [usize; 3],
 ) -> Vec<(u32, LesionStats)> {
@@ -476,43 +526,97 @@ fn write_slab<const STATS: bool>(
     let mut index: HashMap<u32, usize> = HashMap::new();
     // A component crossing into this slab usually has many runs in a row.
     let mut last = (0u32, 0usize);
-    for (row, line) in out.chunks_exact_mut(nx).enumerate() {
+    let mut add = |l: u32, g: &Group, y: usize, z: usize| {
+        let stats = if l >= first {
+            &mut own[(l - first) as usize]
+        } else {
+            if last.0 != l {
+                let k = *index.entry(l).or_insert_with(|| {
+                    foreign.push((l, LesionStats::new()));
+                    foreign.len() - 1
+                });
+                last = (l, k);
+            }
+            &mut foreign[last.1].1
+        };
+        stats.add_row_group(g.start, g.end, g.voxels, g.x_sum, y, z);
+    };
+    for (row, (line, mrow)) in out.chunks_exact_mut(nx).zip(mask.chunks_exact(nx)).enumerate() {
         let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
         if span.is_empty() {
             continue;
         }
         let (y, z) = (row % ny, z0 + row / ny);
-        for r in span {
-            let l = final_label[w.label[r] as usize];
+        let labels = span.clone().map(|r| final_label[w.label[r] as usize]);
+        let l0 = final_label[w.label[span.start] as usize];
+        if span.len() >= DENSE_ROW_RUNS && labels.clone().all(|l| l == l0) {
+            for (o, &m) in line.iter_mut().zip(mrow) {
+                *o = if m != 0 { l0 } else { 0 };
+            }
+        } else {
+            for (r, l) in span.clone().zip(labels.clone()) {
+                let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
+                // Short runs: a memset call costs more than the stores.
+                if e - s <= 4 {
+                    for v in &mut line[s..e] {
+                        *v = l;
+                    }
+                } else {
+                    line[s..e].fill(l);
+                }
+            }
+        }
+        if !STATS {
+            continue;
+        }
+        let mut group: Option<(u32, Group)> = None;
+        for (r, l) in span.zip(labels) {
             let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
-            // Noisy masks have runs of a voxel or two, where a memset call
-            // costs more than the stores.
-            if e - s <= 4 {
-                for v in &mut line[s..e] {
-                    *v = l;
+            match &mut group {
+                Some((gl, g)) if *gl == l => g.push(s, e),
+                _ => {
+                    if let Some((gl, g)) = group.take() {
+                        add(gl, &g, y, z);
+                    }
+                    group = Some((l, Group::new(s, e)));
                 }
-            } else {
-                line[s..e].fill(l);
             }
-            if !STATS {
-                continue;
-            }
-            let stats = if l >= first {
-                &mut own[(l - first) as usize]
-            } else {
-                if last.0 != l {
-                    let k = *index.entry(l).or_insert_with(|| {
-                        foreign.push((l, LesionStats::new()));
-                        foreign.len() - 1
-                    });
-                    last = (l, k);
-                }
-                &mut foreign[last.1].1
-            };
-            stats.add_run(s, e, y, z);
+        }
+        if let Some((gl, g)) = group {
+            add(gl, &g, y, z);
         }
     }
     foreign
+}
+
+/// Runs of one row with the same label, summed for the statistics.
+struct Group {
+    start: usize,
+    end: usize,
+    voxels: u64,
+    x_sum: u64,
+}
+
+impl Group {
+    fn new(s: usize, e: usize) -> Self {
+        let mut g = Group {
+            start: s,
+            end: e,
+            voxels: 0,
+            x_sum: 0,
+        };
+        g.push(s, e);
+        g
+    }
+
+    #[inline]
+    fn push(&mut self, s: usize, e: usize) {
+        let len = (e - s) as u64;
+        self.voxels += len;
+        // Σ x for x in s..e = (s + e − 1)·len / 2, exact in integers.
+        self.x_sum += (s as u64 + e as u64 - 1) * len / 2;
+        self.end = e;
+    }
 }
 
 fn merge_stats(a: &mut LesionStats, b: &LesionStats) {

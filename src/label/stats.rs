@@ -42,6 +42,22 @@ impl LesionStats {
         }
     }
 
+    /// Adds runs of one row (y, z) spanning x in [start, end) with `voxels` voxels whose x
+    /// coordinates sum to `x_sum`.
+    #[inline]
+    pub(crate) fn add_row_group(&mut self, start: usize, end: usize, voxels: u64, x_sum: u64, y: usize, z: usize) {
+        self.voxels += voxels;
+        self.index_sum[0] += x_sum;
+        self.index_sum[1] += y as u64 * voxels;
+        self.index_sum[2] += z as u64 * voxels;
+        let lo = [start, y, z];
+        let hi = [end - 1, y, z];
+        for a in 0..3 {
+            self.bbox_min[a] = self.bbox_min[a].min(lo[a]);
+            self.bbox_max[a] = self.bbox_max[a].max(hi[a]);
+        }
+    }
+
     /// Centroid in voxel coordinates.
     pub fn centroid(&self) -> [f64; 3] {
         self.index_sum.map(|s| s as f64 / self.voxels as f64)
