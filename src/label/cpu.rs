@@ -541,20 +541,23 @@ fn write_slab<const STATS: bool>(
         };
         stats.add_row_group(g.start, g.end, g.voxels, g.x_sum, y, z);
     };
+    let mut row_labels: Vec<u32> = Vec::new();
     for (row, (line, mrow)) in out.chunks_exact_mut(nx).zip(mask.chunks_exact(nx)).enumerate() {
         let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
         if span.is_empty() {
             continue;
         }
         let (y, z) = (row % ny, z0 + row / ny);
-        let labels = span.clone().map(|r| final_label[w.label[r] as usize]);
-        let l0 = final_label[w.label[span.start] as usize];
-        if span.len() >= DENSE_ROW_RUNS && labels.clone().all(|l| l == l0) {
+        // Each run's final label, looked up once for the write and the statistics.
+        row_labels.clear();
+        row_labels.extend(w.label[span.clone()].iter().map(|&p| final_label[p as usize]));
+        let l0 = row_labels[0];
+        if span.len() >= DENSE_ROW_RUNS && row_labels.iter().all(|&l| l == l0) {
             for (o, &m) in line.iter_mut().zip(mrow) {
                 *o = if m != 0 { l0 } else { 0 };
             }
         } else {
-            for (r, l) in span.clone().zip(labels.clone()) {
+            for (r, &l) in span.clone().zip(&row_labels) {
                 let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
                 // Short runs: a memset call costs more than the stores.
                 if e - s <= 4 {
@@ -570,7 +573,7 @@ fn write_slab<const STATS: bool>(
             continue;
         }
         let mut group: Option<(u32, Group)> = None;
-        for (r, l) in span.zip(labels) {
+        for (r, &l) in span.zip(&row_labels) {
             let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
             match &mut group {
                 Some((gl, g)) if *gl == l => g.push(s, e),
