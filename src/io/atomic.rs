@@ -8,10 +8,28 @@ use std::path::{Path, PathBuf};
 /// file-system, so the rename is atomic), then renames it to `dest`. The
 /// temporary name keeps `dest`'s extension (`.nii.gz` stays `.nii.gz`) because
 /// some writers pick the format from it. On error the temporary file is removed.
+///
+/// A `dest` that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a
+/// FIFO) is written directly: renaming over it would replace the device with a
+/// regular file (as root, for everyone). A symlink keeps pointing where it did:
+/// the file it resolves to is the one replaced.
 pub fn write_atomically<F>(dest: &Path, write: F) -> Result<()>
 where
     F: FnOnce(&Path) -> Result<()>,
 {
+    if std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return write(dest);
+    }
+    let resolved;
+    let dest = if std::fs::symlink_metadata(dest).is_ok_and(|m| m.file_type().is_symlink()) {
+        resolved = std::fs::canonicalize(dest).map_err(|source| Error::Write {
+            path: dest.to_path_buf(),
+            source,
+        })?;
+        resolved.as_path()
+    } else {
+        dest
+    };
     let tmp = temp_path(dest);
     let outcome = write(&tmp).and_then(|()| {
         std::fs::rename(&tmp, dest).map_err(|source| Error::Write {
@@ -51,6 +69,44 @@ mod tests {
         let s = p.to_string_lossy();
         assert!(s.starts_with("/a/b/.case_01-tmp"), "{s}");
         assert!(s.ends_with(".nii.gz"), "{s}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn special_files_and_symlinks_are_not_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let write = |p: &Path| {
+            std::fs::write(p, "x").map_err(|source| Error::Write {
+                path: p.to_path_buf(),
+                source,
+            })
+        };
+        // A FIFO (as /dev/null, /dev/stdout: not a regular file) is written into, not replaced.
+        // (A FIFO of our own, not the machine's /dev/null, so that a regression breaks nothing.)
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out.csv");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let reader = fifo.clone();
+            // Detached: if a regression replaced the FIFO this reader would wait forever.
+            std::thread::spawn(move || std::fs::read(reader));
+            write_atomically(&fifo, write).unwrap();
+            assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+        }
+        // A symlink stays a symlink; the file it points at gets the new content.
+        let dir = tempfile::tempdir().unwrap();
+        let (file, link) = (dir.path().join("real.csv"), dir.path().join("link.csv"));
+        std::fs::write(&file, "old").unwrap();
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        write_atomically(&link, |p| {
+            std::fs::write(p, "new").map_err(|source| Error::Write {
+                path: p.to_path_buf(),
+                source,
+            })
+        })
+        .unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "new");
     }
 
     #[test]
