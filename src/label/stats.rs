@@ -29,17 +29,8 @@ impl LesionStats {
     #[inline]
     pub(crate) fn add_run(&mut self, start: usize, end: usize, y: usize, z: usize) {
         let len = (end - start) as u64;
-        self.voxels += len;
         // Σ x for x in start..end = (start + end - 1)·len / 2, exact in integers.
-        self.index_sum[0] += (start as u64 + end as u64 - 1) * len / 2;
-        self.index_sum[1] += y as u64 * len;
-        self.index_sum[2] += z as u64 * len;
-        let lo = [start, y, z];
-        let hi = [end - 1, y, z];
-        for a in 0..3 {
-            self.bbox_min[a] = self.bbox_min[a].min(lo[a]);
-            self.bbox_max[a] = self.bbox_max[a].max(hi[a]);
-        }
+        self.add_row_group(start, end, len, (start as u64 + end as u64 - 1) * len / 2, y, z);
     }
 
     /// Adds runs of one row (y, z) spanning x in [start, end) with `voxels` voxels whose x
