@@ -10,6 +10,11 @@ fn load(path: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The numbers of a JSON array, through `get` (as_f64, as_u64).
+fn numbers<T>(v: &Value, get: impl Fn(&Value) -> Option<T>) -> Vec<T> {
+    v.as_array().unwrap().iter().map(|x| get(x).unwrap()).collect()
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * b.abs().max(1.0)
 }
@@ -20,12 +25,7 @@ fn surfel_area_table_equals_deepminds() {
     let tables = doc["tables"].as_array().unwrap();
     assert!(tables.len() >= 5);
     for t in tables {
-        let sp: Vec<f64> = t["spacing"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_f64().unwrap())
-            .collect();
+        let sp = numbers(&t["spacing"], Value::as_f64);
         let ours = lesioneval::metrics::surfels::area_table([sp[0], sp[1], sp[2]]);
         for (code, want) in t["areas"].as_array().unwrap().iter().enumerate() {
             let want = want.as_f64().unwrap();
@@ -94,12 +94,7 @@ fn brats2023_preset_equals_the_brats_lesion_wise_reference() {
         for (region, e) in c["regions"].as_object().unwrap() {
             let mut kept = e["kept_lesions"].as_array().unwrap().clone();
             let first = |l: &Value| -> Vec<u64> {
-                let v: Vec<u64> = l["first_voxel"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap())
-                    .collect();
+                let v = numbers(&l["first_voxel"], Value::as_u64);
                 vec![v[2], v[1], v[0]]
             };
             kept.sort_by_key(first);

@@ -614,10 +614,8 @@ impl Group {
 
     #[inline]
     fn push(&mut self, s: usize, e: usize) {
-        let len = (e - s) as u64;
-        self.voxels += len;
-        // Σ x for x in s..e = (s + e − 1)·len / 2, exact in integers.
-        self.x_sum += (s as u64 + e as u64 - 1) * len / 2;
+        self.voxels += (e - s) as u64;
+        self.x_sum += super::stats::run_x_sum(s, e);
         self.end = e;
     }
 }

@@ -28,9 +28,7 @@ impl LesionStats {
     /// Adds the run x in [start, end) on row (y, z).
     #[inline]
     pub(crate) fn add_run(&mut self, start: usize, end: usize, y: usize, z: usize) {
-        let len = (end - start) as u64;
-        // Σ x for x in start..end = (start + end - 1)·len / 2, exact in integers.
-        self.add_row_group(start, end, len, (start as u64 + end as u64 - 1) * len / 2, y, z);
+        self.add_row_group(start, end, (end - start) as u64, run_x_sum(start, end), y, z);
     }
 
     /// Adds runs of one row (y, z) spanning x in [start, end) with `voxels` voxels whose x
@@ -62,4 +60,10 @@ impl LesionStats {
     pub fn volume_mm3(&self, g: &Geometry) -> f64 {
         self.voxels as f64 * g.voxel_volume()
     }
+}
+
+/// Σ x for x in start..end = (start + end − 1)·len / 2, exact in integers.
+#[inline]
+pub(crate) fn run_x_sum(start: usize, end: usize) -> u64 {
+    (start as u64 + end as u64 - 1) * (end - start) as u64 / 2
 }

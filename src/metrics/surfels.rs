@@ -33,9 +33,13 @@ fn normals() -> &'static [Vec<[f64; 3]>; 256] {
     TABLE.get_or_init(|| std::array::from_fn(|code| code_normals(code as u8)))
 }
 
-/// Corner index c = 4a + 2b + c' ↔ position (a, b, c') in the unit cell; its bit in the code.
+/// Corner index c = 4a + 2b + c' ↔ offset (a, b, c') in the unit cell (x, y, z); its bit in the code.
+fn corner(c: usize) -> [usize; 3] {
+    [c >> 2 & 1, c >> 1 & 1, c & 1]
+}
+
 fn corner_pos(c: usize) -> [f64; 3] {
-    [(c >> 2 & 1) as f64, (c >> 1 & 1) as f64, (c & 1) as f64]
+    corner(c).map(|v| v as f64)
 }
 
 fn corner_bit(c: usize) -> u8 {
@@ -46,21 +50,21 @@ fn code_normals(code: u8) -> Vec<[f64; 3]> {
     let inside: Vec<bool> = (0..8).map(|c| code & corner_bit(c) != 0).collect();
     let count = inside.iter().filter(|&&i| i).count();
     let minority: Vec<bool> = inside.iter().map(|&i| i == (count <= 4)).collect();
-    let mut group = [usize::MAX; 8];
+    let mut seen = [false; 8];
     let mut out = Vec::new();
     for seed in 0..8 {
-        if !minority[seed] || group[seed] != usize::MAX {
+        if !minority[seed] || seen[seed] {
             continue;
         }
         // Edge-connected group of the minority corners (cube edges flip one bit of the index).
         let mut members = vec![seed];
-        group[seed] = seed;
+        seen[seed] = true;
         let mut i = 0;
         while i < members.len() {
             for bit in [1, 2, 4] {
                 let q = members[i] ^ bit;
-                if minority[q] && group[q] == usize::MAX {
-                    group[q] = seed;
+                if minority[q] && !seen[q] {
+                    seen[q] = true;
                     members.push(q);
                 }
             }
@@ -203,7 +207,10 @@ fn surfels(m: &[bool], dims: [usize; 3], table: &[f64; 256]) -> Surfels {
             }
         }
     }
-    let offsets: [usize; 8] = std::array::from_fn(|c| (c >> 2 & 1) + px * ((c >> 1 & 1) + py * (c & 1)));
+    let offsets: [usize; 8] = std::array::from_fn(|c| {
+        let [a, b, cc] = corner(c);
+        a + px * (b + py * cc)
+    });
     let l = [nx + 1, ny + 1, nz + 1];
     let n = l[0] * l[1] * l[2];
     let mut border = vec![false; n];
@@ -216,7 +223,7 @@ fn surfels(m: &[bool], dims: [usize; 3], table: &[f64; 256]) -> Surfels {
                 let code = offsets
                     .iter()
                     .enumerate()
-                    .fold(0u8, |acc, (c, &o)| acc | (padded[p + o] << (7 - c)));
+                    .fold(0u8, |acc, (c, &o)| acc | (padded[p + o] * corner_bit(c)));
                 if code != 0 && code != 255 {
                     let i = x + l[0] * (y + l[1] * z);
                     border[i] = true;
