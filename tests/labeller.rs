@@ -74,9 +74,15 @@ proptest! {
 fn long_rows_and_thin_volumes() {
     // Rows longer than the 8-byte skip, runs at row ends, 1-voxel-thick volumes, and noisy rows
     // of 16+ runs (the CPU writer's dense-row path when they share one label, run by run when not).
+    // Rows of 8+ runs after a row of one label take the CPU union's bit-map test: [300, 9, 8] at
+    // 0.93 has runs longer than 64 voxels (windows over several words), [150, 12, 10] at 0.6
+    // a bit map with a tail word.
     for (shape, d) in [
         ([200, 4, 3], 0.5),
         ([256, 6, 5], 0.7),
+        ([300, 9, 8], 0.93),
+        ([150, 12, 10], 0.6),
+        ([64, 16, 16], 0.55),
         ([67, 3, 2], 0.3),
         ([1, 40, 30], 0.5),
         ([50, 1, 20], 0.4),

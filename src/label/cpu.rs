@@ -13,10 +13,11 @@
 //! 2. **Runs.** Each row (fixed j, k; i varies) is turned into maximal runs of
 //!    foreground. Rows that are all zero are rejected by one vectorised OR;
 //!    other rows are read 64 bytes at a time into a bit mask `m` (bit i = voxel
-//!    i is foreground). `m ^ (m << 1 | carry)` has a bit wherever foreground
-//!    starts or stops: the bits also set in `m` are run starts, the others run
-//!    ends, so both lists are read off with `trailing_zeros` without a branch
-//!    per voxel (noisy masks have runs of one or two voxels).
+//!    i is foreground; eight bytes per u64 operation, see [`fg_bits64`]).
+//!    `m ^ (m << 1 | carry)` has a bit wherever foreground starts or stops:
+//!    the bits also set in `m` are run starts, the others run ends, so both
+//!    lists are read off with `trailing_zeros` without a branch per voxel
+//!    (noisy masks have runs of one or two voxels).
 //!    Runs are kept in raster order (row by row in storage order, left to
 //!    right in a row), per slab.
 //! 3. **Union.** A run can only touch runs of earlier rows through the rows
@@ -33,6 +34,11 @@
 //!    unioned in a second, predictable loop. (Finding each run's touching
 //!    range by popcount rank queries on per-row bit maps was tried and was
 //!    slower: its variable-length inner loops mispredict as much.)
+//!    When an earlier row's runs all ended with one label (the giant component
+//!    of dense noise) and the current row is noisy, each run instead tests
+//!    that row's foreground bits over its own x range widened by the tolerance:
+//!    one independent test per run instead of a chain of sweep steps, with the
+//!    same unions (only the class of the touched runs matters).
 //!
 //!    Runs in the same row never touch (they are maximal). A run takes the
 //!    label of the first earlier run it touches, and further touches union
@@ -54,10 +60,12 @@
 //!    before its children are visited. Roots of slab s get a contiguous range.
 //! 6. **Write.** Each slab looks its runs' final labels up in that table
 //!    (read-only now, so slabs share it) and fills its own disjoint part of
-//!    the output. The output starts zeroed (lazily, by the
-//!    allocator), so only foreground runs are written and pages without lesions
-//!    are never touched. A row of many runs (noise) that all got one label is
-//!    written with one vectorised select over the row's mask instead. Lesion
+//!    the output. The output starts zeroed (lazily, by the allocator), so
+//!    only foreground runs are written and pages without lesions are never
+//!    touched; a slab whose rows are mostly foreground has its part mapped
+//!    in one `madvise` call first, cheaper than a fault per page. A row of
+//!    many runs (noise) that all got one label is written with one
+//!    vectorised select over the row's mask instead. Lesion
 //!    statistics are added in the same pass, once per group of consecutive
 //!    runs of a row with the same label: a slab owns the statistics of the
 //!    labels it numbered and keeps a small side table for components that
@@ -98,13 +106,23 @@ pub(super) fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
     Runs { start, end, row_ptr }
 }
 
-/// Bit i set when `chunk[i]` is non-zero; a fixed 64-byte array so the loop
-/// compiles to vector compares and mask extraction.
+/// Bit i set when `chunk[i]` is non-zero.
+///
+/// Eight bytes at a time in a u64 (SWAR): `((w & 0x7f..) + 0x7f..) | w` has
+/// the top bit of a byte set exactly when the byte is non-zero (the add cannot
+/// carry across bytes), and multiplying those top bits, shifted down to bit 0
+/// of each byte, by `0x0102_0408_1020_4080` gathers them into the top byte in
+/// order. Portable and ~6× faster than the per-byte shift loop, which LLVM
+/// turns into a long shuffle sequence rather than a compare-and-movemask.
 #[inline]
 fn fg_bits64(chunk: &[u8; 64]) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const GATHER: u64 = 0x0102_0408_1020_4080;
     let mut m = 0u64;
-    for (i, &b) in chunk.iter().enumerate() {
-        m |= u64::from(b != 0) << i;
+    for (k, word) in chunk.chunks_exact(8).enumerate() {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        let top = (((w & LOW7) + LOW7) | w) & !LOW7;
+        m |= ((top >> 7).wrapping_mul(GATHER) >> 56) << (8 * k);
     }
     m
 }
@@ -130,10 +148,9 @@ fn scan_row(line: &[u8], start: &mut Vec<u32>, end: &mut Vec<u32>) {
         }
         return;
     }
-    let mut m = 0u64;
-    for (i, &b) in tail.iter().enumerate() {
-        m |= u64::from(b != 0) << i;
-    }
+    let mut padded = [0u8; 64];
+    padded[..tail.len()].copy_from_slice(tail);
+    let m = fg_bits64(&padded);
     // Bits 0..=len: bit len is past the row, background, so a run reaching the
     // row's end gets its end edge there.
     let keep = u64::MAX >> (63 - tail.len());
@@ -332,7 +349,7 @@ fn label_slabs<const STATS: bool>(
         .par_iter()
         .map(|&(z0, z1)| {
             let runs = find_runs(&mask[z0 * plane..z1 * plane], nx, (z1 - z0) * ny);
-            let (label, uf) = union_slab(&runs, ny, z1 - z0, neighbours);
+            let (label, uf) = union_slab(&runs, &mask[z0 * plane..z1 * plane], [nx, ny, z1 - z0], neighbours);
             Slab { runs, label, uf }
         })
         .collect();
@@ -387,7 +404,9 @@ fn label_slabs<const STATS: bool>(
     first.push(next + 1);
 
     // Step 6: write labels and statistics.
-    let mut labels = zeroed.filter(|z| z.len() == n).unwrap_or_else(|| vec![0u32; n]);
+    let zeroed = zeroed.filter(|z| z.len() == n);
+    let fresh = zeroed.is_none();
+    let mut labels = zeroed.unwrap_or_else(|| vec![0u32; n]);
     let mut lesions = vec![LesionStats::new(); next as usize];
     let lesion_bounds: Vec<usize> = first.iter().map(|&l| l as usize - 1).collect();
     let voxel_bounds: Vec<usize> = bounds.iter().map(|b| b.0 * plane).chain([n]).collect();
@@ -400,6 +419,9 @@ fn label_slabs<const STATS: bool>(
         .zip(&label_off[..nslabs])
         .zip(&first[..nslabs])
         .map(|(((((out, own), w), &(z0, _)), &loff), &first)| {
+            if fresh && dense_slab(&w.runs) {
+                prefault(out);
+            }
             let slab_mask = &mask[z0 * plane..z0 * plane + out.len()];
             write_slab::<STATS>(w, &final_label[loff..], first, out, slab_mask, own, [nx, ny, z0])
         })
@@ -408,6 +430,40 @@ fn label_slabs<const STATS: bool>(
         merge_stats(&mut lesions[l as usize - 1], &st);
     }
     Components { shape, labels, lesions }
+}
+
+/// True when most of a slab's rows hold foreground, so the write will touch
+/// nearly every page of its part of a fresh label volume anyway.
+fn dense_slab(runs: &Runs) -> bool {
+    let rows = runs.row_ptr.len() - 1;
+    let busy = runs.row_ptr.windows(2).filter(|w| w[0] != w[1]).count();
+    2 * busy > rows
+}
+
+/// Asks the kernel to map `out`'s pages now, in one call, instead of one page
+/// fault per 4 KiB page as the write reaches it. A freshly allocated 512 MiB
+/// label volume is 131 072 pages; on the VMs measured, faulting them one by one
+/// cost ~370 ms and `MADV_POPULATE_WRITE` ~260 ms (docs/benchmarks.md). The
+/// pages keep their contents (zeros); on kernels before 5.14 or other systems
+/// this does nothing and the faults happen as before.
+fn prefault(out: &mut [u32]) {
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let (addr, len) = (out.as_mut_ptr() as usize, std::mem::size_of_val(out));
+        let start = addr.next_multiple_of(PAGE);
+        let end = (addr + len) / PAGE * PAGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside `out`, which we borrow mutably,
+            // and MADV_POPULATE_WRITE only maps pages in; it changes no byte
+            // of them. A failure (old kernel: EINVAL) is harmless and ignored.
+            unsafe {
+                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = out;
 }
 
 /// Splits `v` at the given cumulative `bounds` (first 0, last `v.len()`).
@@ -423,16 +479,41 @@ fn split_mut<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
 
 const NO_LABEL: u32 = u32::MAX;
 
-/// Gives every run of one slab (`nz` planes) a provisional label and unions
+/// Rows with at least this many runs (noise) test their runs against a
+/// uniformly labelled earlier row's bit map instead of sweeping its runs.
+const BIT_TEST_RUNS: usize = 8;
+
+/// Gives every run of one slab (`nz` planes of `ny` rows of `nx` voxels;
+/// `mask` is the slab's part of the mask) a provisional label and unions
 /// labels of touching runs. A run touching nothing earlier opens a new label;
 /// labels are opened in raster order, so with min-linking a class's root is
 /// the label of its component's first run. The union-find is over labels, not
 /// runs: on dense noise most runs join an existing label, so the table stays
 /// far smaller than the run list and its finds stay in cache.
-fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u32)]) -> (Vec<u32>, Vec<u32>) {
+///
+/// On dense noise most finished rows end up with one label (the giant
+/// component's). Which runs of such a row a run touches does not matter, only
+/// whether it touches any: that is one test of the row's foreground bits over
+/// the run's x range widened by the tolerance, independent for every run,
+/// where the sweep is a chain of dependent steps. Labels are unchanged: a run
+/// still joins exactly the classes of the runs it touches.
+fn union_slab(
+    runs: &Runs,
+    mask: &[u8],
+    [nx, ny, nz]: [usize; 3],
+    neighbours: &[(isize, isize, u32)],
+) -> (Vec<u32>, Vec<u32>) {
     let mut label = vec![NO_LABEL; runs.start.len()];
     let mut uf: Vec<u32> = Vec::new();
     let mut pairs: Vec<(u32, u32)> = Vec::new();
+    // The one label of every run of a finished row, NO_LABEL if they differ or the row is empty.
+    let mut uniform = vec![NO_LABEL; ny * nz];
+    // Bit maps of the last ny + 1 rows (every row a row can touch), built when first needed;
+    // one spare word per row lets a 64-bit window be read from two words without a bounds check.
+    let words = nx / 64 + 2;
+    let ring = ny + 2;
+    let mut bits = vec![0u64; words * ring];
+    let mut bits_of = vec![usize::MAX; ring];
     for z in 0..nz {
         for y in 0..ny {
             let row = y + ny * z;
@@ -446,6 +527,27 @@ fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u3
                     continue;
                 }
                 let prow = py as usize + ny * pz as usize;
+                let l = uniform[prow];
+                if l != NO_LABEL && span.len() >= BIT_TEST_RUNS {
+                    let slot = prow % ring;
+                    let b = &mut bits[slot * words..(slot + 1) * words];
+                    if bits_of[slot] != prow {
+                        row_bits(&mask[prow * nx..(prow + 1) * nx], b);
+                        bits_of[slot] = prow;
+                    }
+                    for i in span.clone() {
+                        let lo = runs.start[i].saturating_sub(tol) as usize;
+                        if any_bit(b, lo, (runs.end[i] + tol) as usize) {
+                            let li = label[i];
+                            if li == NO_LABEL {
+                                label[i] = l;
+                            } else if li != l {
+                                union(&mut uf, li, l);
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let n = touching_pairs(runs, row, prow, tol, &mut pairs);
                 for &(i, j) in &pairs[..n] {
                     let (i, lj) = (i as usize, label[j as usize]);
@@ -459,7 +561,8 @@ fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u3
             // Store roots, not whatever label was copied first: later rows
             // then see equal labels for runs already joined and skip the
             // union (on dense noise almost every touch is such a repeat).
-            for l in &mut label[span] {
+            let mut one = true;
+            for l in &mut label[span.clone()] {
                 if *l == NO_LABEL {
                     *l = uf.len() as u32;
                     uf.push(*l);
@@ -467,9 +570,47 @@ fn union_slab(runs: &Runs, ny: usize, nz: usize, neighbours: &[(isize, isize, u3
                     *l = find(&mut uf, *l);
                 }
             }
+            let l0 = label[span.start];
+            for &l in &label[span] {
+                one &= l == l0;
+            }
+            if one {
+                uniform[row] = l0;
+            }
         }
     }
     (label, uf)
+}
+
+/// Foreground bits of one mask row into `bits` (bit x of word x / 64); words past the row are zeroed.
+fn row_bits(line: &[u8], bits: &mut [u64]) {
+    let mut chunks = line.chunks_exact(64);
+    let mut k = 0;
+    for c in &mut chunks {
+        bits[k] = fg_bits64(c.try_into().unwrap_or(&[0; 64]));
+        k += 1;
+    }
+    let mut padded = [0u8; 64];
+    let tail = chunks.remainder();
+    padded[..tail.len()].copy_from_slice(tail);
+    bits[k] = fg_bits64(&padded);
+    bits[k + 1..].fill(0);
+}
+
+/// Whether any bit in `lo..hi` is set (`hi` may pass the row by one: those bits are zero).
+#[inline]
+fn any_bit(bits: &[u64], lo: usize, hi: usize) -> bool {
+    let mut at = lo;
+    while at < hi {
+        let len = (hi - at).min(64);
+        let (w, sh) = (at / 64, at % 64);
+        let pair = u128::from(bits[w]) | u128::from(bits[w + 1]) << 64;
+        if (pair >> sh) as u64 & (u64::MAX >> (64 - len)) != 0 {
+            return true;
+        }
+        at += len;
+    }
+    false
 }
 
 /// The touching pairs of rows `cur` and `prev` (as [`touching_runs`]) written into `buf`
@@ -651,4 +792,34 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
         }
     }
     Components { shape, labels, lesions }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fg_bits64;
+
+    /// The SWAR bit gather against the obvious per-byte loop: every byte value
+    /// at every position, and mixed chunks (carries between bytes must not leak).
+    #[test]
+    fn fg_bits64_matches_per_byte_loop() {
+        let naive = |c: &[u8; 64]| (0..64).fold(0u64, |m, i| m | u64::from(c[i] != 0) << i);
+        for pos in 0..64 {
+            for b in 0..=255u8 {
+                let mut c = [0u8; 64];
+                c[pos] = b;
+                assert_eq!(fg_bits64(&c), naive(&c), "byte {b} at {pos}");
+            }
+        }
+        let mut s = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..10_000 {
+            let mut c = [0u8; 64];
+            for v in &mut c {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *v = if s & 3 == 0 { 0 } else { (s >> 40) as u8 };
+            }
+            assert_eq!(fg_bits64(&c), naive(&c));
+        }
+    }
 }
