@@ -3,15 +3,20 @@
 
 Usage:
   python3 scripts/bench_ccl.py --bin target/release/lesioneval [--repeat 11]
-      [--sizes 192x192x160,512x512x512] [--threads 1] [--seed 12345] [--keep DIR]
+      [--sizes 192x192x160,512x512x512] [--threads 1[,2,...]] [--seed 12345] [--keep DIR]
+      [--no-scipy] [--uncompressed]
 
 For every generated volume and connectivity 6/18/26 it times (median of --repeat runs)
   * cc3d.connected_components (single-threaded, out_dtype=uint32, Fortran-ordered input)
   * scipy.ndimage.label with generate_binary_structure(3, 1|2|3)
   * `BIN label IN --out OUT.nii.gz --connectivity C --timings --repeat N`
-    (env RAYON_NUM_THREADS=<threads>), parsing `label=<ms>ms` from its stderr line
-    `timing read=..ms label=..ms stats=..ms write=..ms`
-and checks that lesioneval's labels are identical to cc3d's.  Prints a Markdown table.
+    (env RAYON_NUM_THREADS=<threads>, once per listed thread count), parsing
+    `label=<ms>ms` from its stderr line `timing read=..ms label=..ms stats=..ms write=..ms`
+and checks that lesioneval's labels are identical to cc3d's (for every thread count).
+Prints a Markdown table; with several thread counts the ratios are against the first,
+and a "first/last threads" column gives lesioneval's own speed-up.
+--no-scipy skips scipy (slow); --uncompressed writes .nii instead of .nii.gz (faster,
+for machines with disk to spare).
 Exit status 1 if any labels differ (2 if lesioneval fails to run).
 Volumes: "sparse blobs" (random balls, ~1.3 % foreground) for each size; for 512^3
 sizes also "random p=0.5", "all-zero", "all-one".
@@ -112,17 +117,21 @@ def main():
     ap.add_argument("--repeat", type=int, default=11)
     ap.add_argument("--sizes", default="192x192x160,512x512x512",
                     type=lambda s: [parse_size(x) for x in s.split(",") if x])
-    ap.add_argument("--threads", type=int, default=1, help="RAYON_NUM_THREADS for lesioneval")
+    ap.add_argument("--threads", default="1", type=lambda s: [int(x) for x in s.split(",") if x],
+                    help="RAYON_NUM_THREADS for lesioneval; a comma list runs each")
+    ap.add_argument("--no-scipy", action="store_true", help="do not time scipy.ndimage.label")
+    ap.add_argument("--uncompressed", action="store_true", help="write .nii files instead of .nii.gz")
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--keep", default=None, help="keep the written volumes/outputs in this directory")
     args = ap.parse_args()
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
+    if not args.threads or min(args.threads) < 1:
+        ap.error("--threads must list counts >= 1")
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
         ap.error(f"not an executable: {binary}")
 
-    env = dict(os.environ, RAYON_NUM_THREADS=str(args.threads))
     tmpctx = tempfile.TemporaryDirectory(prefix="bench_ccl_") if args.keep is None else None
     tmp = Path(args.keep or tmpctx.name)
     tmp.mkdir(parents=True, exist_ok=True)
@@ -130,54 +139,79 @@ def main():
     rows, all_same, cmd_example = [], True, None
     for vi, (name, vol) in enumerate(volumes(args.sizes, args.seed)):
         fg = float(vol.mean()) * 100
-        inp = tmp / f"vol{vi}.nii.gz"
-        save_nifti(inp, vol, np.eye(4))
+        ext = ".nii" if args.uncompressed else ".nii.gz"
+        inp = tmp / f"vol{vi}{ext}"
+        if args.uncompressed:
+            nib.save(nib.Nifti1Image(vol, np.eye(4)), str(inp))
+        else:
+            save_nifti(inp, vol, np.eye(4))
         print(f"# {name}: {fg:.2f}% foreground", file=sys.stderr, flush=True)
         for c in CONNS:
             t_cc, ref = median_ms(lambda: cc3d.connected_components(vol, connectivity=c, out_dtype=np.uint32),
                                   args.repeat)
-            st = ndimage.generate_binary_structure(3, RANK[c])
-            t_sp, _ = median_ms(lambda: ndimage.label(vol, structure=st), args.repeat)
-            out = tmp / f"vol{vi}_c{c}.nii.gz"
-            cmd = [binary, "label", str(inp), "--out", str(out), "--connectivity", str(c),
-                   "--timings", "--repeat", str(args.repeat)]
-            cmd_example = cmd_example or cmd
-            p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if p.returncode != 0:
-                print(f"lesioneval failed ({p.returncode}): {shlex.join(cmd)}\n{p.stderr}", file=sys.stderr)
-                sys.exit(2)
-            m = LABEL_RE.search(p.stderr)
-            if not m:
-                print(f"no 'label=<ms>ms' in stderr of {shlex.join(cmd)}:\n{p.stderr}", file=sys.stderr)
-                sys.exit(2)
-            t_le = float(m.group(1))
-            got = np.asanyarray(nib.load(str(out)).dataobj)
-            # lesioneval stores labels in the smallest unsigned type that holds N; compare values.
-            same = got.shape == ref.shape and np.array_equal(got.astype(np.uint32), ref)
-            all_same &= bool(same)
+            t_sp = None
+            if not args.no_scipy:
+                st = ndimage.generate_binary_structure(3, RANK[c])
+                t_sp, _ = median_ms(lambda: ndimage.label(vol, structure=st), args.repeat)
+            t_le, same = [], True
+            for th in args.threads:
+                out = tmp / f"vol{vi}_c{c}_t{th}{ext}"
+                cmd = [binary, "label", str(inp), "--out", str(out), "--connectivity", str(c),
+                       "--timings", "--repeat", str(args.repeat), "--device", "cpu"]
+                cmd_example = cmd_example or cmd
+                env = dict(os.environ, RAYON_NUM_THREADS=str(th))
+                p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+                if p.returncode != 0:
+                    print(f"lesioneval failed ({p.returncode}): {shlex.join(cmd)}\n{p.stderr}", file=sys.stderr)
+                    sys.exit(2)
+                m = LABEL_RE.search(p.stderr)
+                if not m:
+                    print(f"no 'label=<ms>ms' in stderr of {shlex.join(cmd)}:\n{p.stderr}", file=sys.stderr)
+                    sys.exit(2)
+                t_le.append(float(m.group(1)))
+                got = np.asanyarray(nib.load(str(out)).dataobj)
+                # lesioneval stores labels in the smallest unsigned type that holds N; compare values.
+                same &= bool(got.shape == ref.shape and np.array_equal(got.astype(np.uint32), ref))
+                del got
+                if args.keep is None:
+                    out.unlink(missing_ok=True)
+            all_same &= same
             rows.append((name, c, t_cc, t_sp, t_le, same, int(ref.max())))
-            print(f"#   c{c}: cc3d {t_cc:.2f} ms, scipy {t_sp:.2f} ms, lesioneval {t_le:.2f} ms, "
+            sp = "skipped" if t_sp is None else f"{t_sp:.2f} ms"
+            le = ", ".join(f"{t:.2f} ms at {th} thr" for t, th in zip(t_le, args.threads))
+            print(f"#   c{c}: cc3d {t_cc:.2f} ms, scipy {sp}, lesioneval {le}, "
                   f"n={int(ref.max())}, identical={same}", file=sys.stderr, flush=True)
-            if args.keep is None:
-                out.unlink(missing_ok=True)
         if args.keep is None:
             inp.unlink(missing_ok=True)
 
     def ratio(a, b):
+        if a is None:
+            return "-"
         return f"{a / b:.2f}" if b > 0 else "inf"
+
+    def ms(t):
+        return "-" if t is None else f"{t:.2f}"
 
     print(f"Machine: {platform.platform()}; CPU: {cpu_model()}; nproc: {os.cpu_count()}; "
           f"python {platform.python_version()}, numpy {np.__version__}, cc3d 4.1.1 "
-          f"(single-threaded), scipy {__import__('scipy').__version__}")
+          f"(single-threaded), scipy {'not run' if args.no_scipy else __import__('scipy').__version__}")
     print(f"Command: {shlex.join([sys.executable, os.path.abspath(sys.argv[0]), *sys.argv[1:]])}")
     if cmd_example:
-        print(f"lesioneval invocation (RAYON_NUM_THREADS={args.threads}): {shlex.join(cmd_example)}")
-    print(f"Times are medians of {args.repeat} runs, in ms.\n")
-    print("| volume | conn | components | cc3d ms | scipy ms | lesioneval ms | cc3d/lesioneval | scipy/lesioneval | labels identical |")
-    print("|---|---|---|---|---|---|---|---|---|")
+        print(f"lesioneval invocation (RAYON_NUM_THREADS={','.join(map(str, args.threads))}): "
+              f"{shlex.join(cmd_example)}")
+    print(f"Times are medians of {args.repeat} runs, in ms; ratios against lesioneval at "
+          f"{args.threads[0]} thread(s).\n")
+    first, more = args.threads[0], args.threads[1:]
+    extra = "".join(f" lesioneval {th} thr ms |" for th in more)
+    scale = "".join(f" {first} thr / {th} thr |" for th in more)
+    print(f"| volume | conn | components | cc3d ms | scipy ms | lesioneval {first} thr ms |{extra} "
+          f"cc3d/lesioneval | scipy/lesioneval |{scale} labels identical |")
+    print("|---" * (9 + 2 * len(more)) + "|")
     for name, c, t_cc, t_sp, t_le, same, n in rows:
-        print(f"| {name} | {c} | {n} | {t_cc:.2f} | {t_sp:.2f} | {t_le:.2f} | {ratio(t_cc, t_le)} | "
-              f"{ratio(t_sp, t_le)} | {'yes' if same else 'NO'} |")
+        cols = "".join(f" {t:.2f} |" for t in t_le[1:])
+        sc = "".join(f" {ratio(t_le[0], t)} |" for t in t_le[1:])
+        print(f"| {name} | {c} | {n} | {t_cc:.2f} | {ms(t_sp)} | {t_le[0]:.2f} |{cols} {ratio(t_cc, t_le[0])} | "
+              f"{ratio(t_sp, t_le[0])} |{sc} {'yes' if same else 'NO'} |")
     if tmpctx is not None:
         tmpctx.cleanup()
     sys.exit(0 if all_same else 1)
