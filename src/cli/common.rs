@@ -91,7 +91,7 @@ pub struct EvalArgs {
     /// Print per-stage times (read, label, match, write) on stderr.
     #[arg(long)]
     pub timings: bool,
-    /// Where to label: auto (the CPU, measured faster), cpu, or gpu (any adapter; errors if none). `run`: also where the model runs (auto: a hardware GPU if present).
+    /// Where to label: auto (a hardware GPU if present, else CPU), cpu, or gpu (any adapter; errors if none).
     #[arg(long, default_value = "auto")]
     pub device: Device,
     /// Worker threads (default: all cores; RAYON_NUM_THREADS also works).

@@ -27,7 +27,7 @@ pub struct LabelArgs {
     /// Print stage times on stderr: `timing read=…ms label=…ms stats=…ms write=…ms`.
     #[arg(long)]
     pub timings: bool,
-    /// Where to label: auto (the CPU, measured faster), cpu, or gpu (any adapter).
+    /// Where to label: auto (a hardware GPU if present, else CPU), cpu, or gpu.
     #[arg(long, default_value = "auto")]
     pub device: Device,
     /// Label this many times and report the median label time (for benchmarks).

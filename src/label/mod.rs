@@ -173,9 +173,8 @@ fn take_recycled(n: usize) -> Option<Components> {
 /// Where labelling runs (`--device`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
-    /// The CPU labeller. Labelling is measured faster on the CPU than on any
-    /// GPU we ran end to end (docs/gpu.md), so `auto` does not pick the GPU for
-    /// it; `infer`/`run` still run the model on a hardware GPU under `auto`.
+    /// A hardware GPU when there is one, else the CPU (saying why, once).
+    /// GPU failures fall back to the CPU with a warning.
     #[default]
     Auto,
     Cpu,
@@ -196,17 +195,37 @@ impl FromStr for Device {
 }
 
 impl Device {
-    /// The labelling backend: `auto` is the CPU (see [`Device::Auto`]); `gpu`
-    /// fails here when no adapter can be opened.
+    /// The backend `auto` resolves to: GPU only for a hardware adapter. Prints
+    /// one line on stderr (once per process) when it falls back to the CPU.
     pub fn resolve(self) -> Result<Device> {
         match self {
-            Device::Cpu | Device::Auto => Ok(Device::Cpu),
+            Device::Cpu => Ok(Device::Cpu),
             Device::Gpu => crate::gpu::context().map(|_| Device::Gpu),
+            Device::Auto => match crate::gpu::context() {
+                Ok(ctx) if ctx.is_hardware() => Ok(Device::Gpu),
+                Ok(ctx) => {
+                    note_once(&format!(
+                        "note: only a software GPU adapter ({}); labelling on the CPU",
+                        ctx.describe()
+                    ));
+                    Ok(Device::Cpu)
+                }
+                Err(e) => {
+                    note_once(&format!("note: {e}; labelling on the CPU"));
+                    Ok(Device::Cpu)
+                }
+            },
         }
     }
 }
 
-/// Labels on `device` (resolved with [`Device::resolve`]); a GPU failure is an error.
+fn note_once(msg: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| eprintln!("{msg}"));
+}
+
+/// Labels on `device` (resolved with [`Device::resolve`]). With `Auto`, a GPU
+/// failure falls back to the CPU with a warning; with `Gpu` it is an error.
 pub fn label_on(mask: &[u8], shape: [usize; 3], connectivity: Connectivity, device: Device) -> Result<Components> {
     label_timed(mask, shape, connectivity, device).map(|(c, _)| c)
 }
@@ -221,7 +240,14 @@ pub fn label_timed(
     if device.resolve()? == Device::Cpu {
         return Ok((label(mask, shape, connectivity), None));
     }
-    let (c, t) =
-        crate::gpu::context().and_then(|ctx| label_gpu_with(&ctx, mask, shape, connectivity, GpuOptions::default()))?;
-    Ok((c, Some(t)))
+    let gpu =
+        crate::gpu::context().and_then(|ctx| label_gpu_with(&ctx, mask, shape, connectivity, GpuOptions::default()));
+    match gpu {
+        Ok((c, t)) => Ok((c, Some(t))),
+        Err(e) if device == Device::Auto => {
+            eprintln!("warning: {e}; labelling this volume on the CPU");
+            Ok((label_cpu(mask, shape, connectivity), None))
+        }
+        Err(e) => Err(e),
+    }
 }
