@@ -127,6 +127,14 @@ fn fg_bits64(chunk: &[u8; 64]) -> u64 {
     m
 }
 
+/// [`fg_bits64`] of fewer than 64 bytes (a row's tail); the missing bytes count as background.
+#[inline]
+fn fg_bits_short(tail: &[u8]) -> u64 {
+    let mut padded = [0u8; 64];
+    padded[..tail.len()].copy_from_slice(tail);
+    fg_bits64(&padded)
+}
+
 /// Appends the runs of one row (see step 2 of the module comment).
 #[inline]
 fn scan_row(line: &[u8], start: &mut Vec<u32>, end: &mut Vec<u32>) {
@@ -148,9 +156,7 @@ fn scan_row(line: &[u8], start: &mut Vec<u32>, end: &mut Vec<u32>) {
         }
         return;
     }
-    let mut padded = [0u8; 64];
-    padded[..tail.len()].copy_from_slice(tail);
-    let m = fg_bits64(&padded);
+    let m = fg_bits_short(tail);
     // Bits 0..=len: bit len is past the row, background, so a run reaching the
     // row's end gets its end edge there.
     let keep = u64::MAX >> (63 - tail.len());
@@ -561,7 +567,6 @@ fn union_slab(
             // Store roots, not whatever label was copied first: later rows
             // then see equal labels for runs already joined and skip the
             // union (on dense noise almost every touch is such a repeat).
-            let mut one = true;
             for l in &mut label[span.clone()] {
                 if *l == NO_LABEL {
                     *l = uf.len() as u32;
@@ -571,10 +576,7 @@ fn union_slab(
                 }
             }
             let l0 = label[span.start];
-            for &l in &label[span] {
-                one &= l == l0;
-            }
-            if one {
+            if label[span].iter().all(|&l| l == l0) {
                 uniform[row] = l0;
             }
         }
@@ -590,10 +592,7 @@ fn row_bits(line: &[u8], bits: &mut [u64]) {
         bits[k] = fg_bits64(c.try_into().unwrap_or(&[0; 64]));
         k += 1;
     }
-    let mut padded = [0u8; 64];
-    let tail = chunks.remainder();
-    padded[..tail.len()].copy_from_slice(tail);
-    bits[k] = fg_bits64(&padded);
+    bits[k] = fg_bits_short(chunks.remainder());
     bits[k + 1..].fill(0);
 }
 
