@@ -544,24 +544,15 @@ fn union_slab(
                     for i in span.clone() {
                         let lo = runs.start[i].saturating_sub(tol) as usize;
                         if any_bit(b, lo, (runs.end[i] + tol) as usize) {
-                            let li = label[i];
-                            if li == NO_LABEL {
-                                label[i] = l;
-                            } else if li != l {
-                                union(&mut uf, li, l);
-                            }
+                            join(&mut label, &mut uf, i, l);
                         }
                     }
                     continue;
                 }
                 let n = touching_pairs(runs, row, prow, tol, &mut pairs);
                 for &(i, j) in &pairs[..n] {
-                    let (i, lj) = (i as usize, label[j as usize]);
-                    if label[i] == NO_LABEL {
-                        label[i] = lj;
-                    } else if label[i] != lj {
-                        union(&mut uf, label[i], lj);
-                    }
+                    let lj = label[j as usize];
+                    join(&mut label, &mut uf, i as usize, lj);
                 }
             }
             // Store roots, not whatever label was copied first: later rows
@@ -582,6 +573,18 @@ fn union_slab(
         }
     }
     (label, uf)
+}
+
+/// Run `i` touches a run labelled `l`: it takes `l` if it has no label yet,
+/// else the two labels are unioned.
+#[inline]
+fn join(label: &mut [u32], uf: &mut [u32], i: usize, l: u32) {
+    let li = label[i];
+    if li == NO_LABEL {
+        label[i] = l;
+    } else if li != l {
+        union(uf, li, l);
+    }
 }
 
 /// Foreground bits of one mask row into `bits` (bit x of word x / 64); words past the row are zeroed.
