@@ -62,8 +62,9 @@
 //!    (read-only now, so slabs share it) and fills its own disjoint part of
 //!    the output. The output starts zeroed (lazily, by the allocator), so
 //!    only foreground runs are written and pages without lesions are never
-//!    touched; a slab whose rows are mostly foreground has its part mapped
-//!    in one `madvise` call first, cheaper than a fault per page. A row of
+//!    touched; where most rows hold foreground, the output is mapped in
+//!    pieces of 512 KiB, one `madvise` call each just before the piece is
+//!    written, cheaper than a fault per page. A row of
 //!    many runs (noise) that all got one label is written with one
 //!    vectorised select over the row's mask instead. Lesion
 //!    statistics are added in the same pass, once per group of consecutive
@@ -425,11 +426,8 @@ fn label_slabs<const STATS: bool>(
         .zip(&label_off[..nslabs])
         .zip(&first[..nslabs])
         .map(|(((((out, own), w), &(z0, _)), &loff), &first)| {
-            if fresh && dense_slab(&w.runs) {
-                prefault(out);
-            }
             let slab_mask = &mask[z0 * plane..z0 * plane + out.len()];
-            write_slab::<STATS>(w, &final_label[loff..], first, out, slab_mask, own, [nx, ny, z0])
+            write_slab::<STATS>(w, &final_label[loff..], first, out, slab_mask, own, [nx, ny, z0], fresh)
         })
         .collect();
     for (l, st) in foreign.into_iter().flatten() {
@@ -438,20 +436,24 @@ fn label_slabs<const STATS: bool>(
     Components { shape, labels, lesions }
 }
 
-/// True when most of a slab's rows hold foreground, so the write will touch
-/// nearly every page of its part of a fresh label volume anyway.
-fn dense_slab(runs: &Runs) -> bool {
-    let rows = runs.row_ptr.len() - 1;
-    let busy = runs.row_ptr.windows(2).filter(|w| w[0] != w[1]).count();
-    2 * busy > rows
+/// True when most of rows `rows` hold foreground, so the write will touch
+/// nearly every page of their part of a fresh label volume anyway.
+fn dense_rows(runs: &Runs, rows: std::ops::Range<usize>) -> bool {
+    let busy = runs.row_ptr[rows.start..=rows.end]
+        .windows(2)
+        .filter(|w| w[0] != w[1])
+        .count();
+    2 * busy > rows.len()
 }
 
 /// Asks the kernel to map `out`'s pages now, in one call, instead of one page
 /// fault per 4 KiB page as the write reaches it. A freshly allocated 512 MiB
 /// label volume is 131 072 pages; on the VMs measured, faulting them one by one
-/// cost ~370 ms and `MADV_POPULATE_WRITE` ~260 ms (docs/benchmarks.md). The
-/// pages keep their contents (zeros); on kernels before 5.14 or other systems
-/// this does nothing and the faults happen as before.
+/// cost ~370 ms and `MADV_POPULATE_WRITE` ~260 ms (docs/benchmarks.md).
+/// Called on [`PREFAULT_BYTES`]-sized pieces right before they are written, so
+/// the zeroed pages are still cached. The pages keep their contents (zeros);
+/// on kernels before 5.14 or other systems this does nothing and the faults
+/// happen as before.
 fn prefault(out: &mut [u32]) {
     #[cfg(target_os = "linux")]
     {
@@ -484,6 +486,12 @@ fn split_mut<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
 }
 
 const NO_LABEL: u32 = u32::MAX;
+
+/// A fresh label volume is mapped in pieces of about this size just before
+/// they are written: small enough that the kernel's zeroing of a piece is
+/// still in the core's cache when the labels overwrite it (mapping a whole
+/// 512 MiB slab first meant zeroing it out to memory and reading it back).
+const PREFAULT_BYTES: usize = 512 << 10;
 
 /// Rows with at least this many runs (noise) test their runs against a
 /// uniformly labelled earlier row's bit map instead of sweeping its runs.
@@ -663,6 +671,7 @@ fn write_slab<const STATS: bool>(
     mask: &[u8],
     own: &mut [LesionStats],
     [nx, ny, z0]: [usize; 3],
+    fresh: bool,
 ) -> Vec<(u32, LesionStats)> {
     let runs = &w.runs;
     let mut foreign: Vec<(u32, LesionStats)> = Vec::new();
@@ -685,51 +694,63 @@ fn write_slab<const STATS: bool>(
         stats.add_row_group(g.start, g.end, g.voxels, g.x_sum, y, z);
     };
     let mut row_labels: Vec<u32> = Vec::new();
-    for (row, (line, mrow)) in out.chunks_exact_mut(nx).zip(mask.chunks_exact(nx)).enumerate() {
-        let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
-        if span.is_empty() {
-            continue;
+    let chunk_rows = (PREFAULT_BYTES / (4 * nx)).max(1);
+    let chunks = out.chunks_mut(chunk_rows * nx).zip(mask.chunks(chunk_rows * nx));
+    for (c, (out_chunk, mask_chunk)) in chunks.enumerate() {
+        let row0 = c * chunk_rows;
+        // Map a fresh chunk's pages just before writing it, while the kernel's
+        // zeroing of them is still in cache (see [`prefault`]).
+        if fresh && dense_rows(runs, row0..row0 + out_chunk.len() / nx) {
+            prefault(out_chunk);
         }
-        let (y, z) = (row % ny, z0 + row / ny);
-        // Each run's final label, looked up once for the write and the statistics.
-        row_labels.clear();
-        row_labels.extend(w.label[span.clone()].iter().map(|&p| final_label[p as usize]));
-        let l0 = row_labels[0];
-        if span.len() >= DENSE_ROW_RUNS && row_labels.iter().all(|&l| l == l0) {
-            for (o, &m) in line.iter_mut().zip(mrow) {
-                *o = if m != 0 { l0 } else { 0 };
+        let rows = out_chunk.chunks_exact_mut(nx).zip(mask_chunk.chunks_exact(nx));
+        for (k, (line, mrow)) in rows.enumerate() {
+            let row = row0 + k;
+            let span = runs.row_ptr[row] as usize..runs.row_ptr[row + 1] as usize;
+            if span.is_empty() {
+                continue;
             }
-        } else {
-            for (r, &l) in span.clone().zip(&row_labels) {
+            let (y, z) = (row % ny, z0 + row / ny);
+            // Each run's final label, looked up once for the write and the statistics.
+            row_labels.clear();
+            row_labels.extend(w.label[span.clone()].iter().map(|&p| final_label[p as usize]));
+            let l0 = row_labels[0];
+            if span.len() >= DENSE_ROW_RUNS && row_labels.iter().all(|&l| l == l0) {
+                for (o, &m) in line.iter_mut().zip(mrow) {
+                    *o = if m != 0 { l0 } else { 0 };
+                }
+            } else {
+                for (r, &l) in span.clone().zip(&row_labels) {
+                    let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
+                    // Short runs: a memset call costs more than the stores.
+                    if e - s <= 4 {
+                        for v in &mut line[s..e] {
+                            *v = l;
+                        }
+                    } else {
+                        line[s..e].fill(l);
+                    }
+                }
+            }
+            if !STATS {
+                continue;
+            }
+            let mut group: Option<(u32, Group)> = None;
+            for (r, &l) in span.zip(&row_labels) {
                 let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
-                // Short runs: a memset call costs more than the stores.
-                if e - s <= 4 {
-                    for v in &mut line[s..e] {
-                        *v = l;
+                match &mut group {
+                    Some((gl, g)) if *gl == l => g.push(s, e),
+                    _ => {
+                        if let Some((gl, g)) = group.take() {
+                            add(gl, &g, y, z);
+                        }
+                        group = Some((l, Group::new(s, e)));
                     }
-                } else {
-                    line[s..e].fill(l);
                 }
             }
-        }
-        if !STATS {
-            continue;
-        }
-        let mut group: Option<(u32, Group)> = None;
-        for (r, &l) in span.zip(&row_labels) {
-            let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
-            match &mut group {
-                Some((gl, g)) if *gl == l => g.push(s, e),
-                _ => {
-                    if let Some((gl, g)) = group.take() {
-                        add(gl, &g, y, z);
-                    }
-                    group = Some((l, Group::new(s, e)));
-                }
+            if let Some((gl, g)) = group {
+                add(gl, &g, y, z);
             }
-        }
-        if let Some((gl, g)) = group {
-            add(gl, &g, y, z);
         }
     }
     foreign
