@@ -76,8 +76,12 @@ fn long_rows_and_thin_volumes() {
     // of 16+ runs (the CPU writer's dense-row path when they share one label, run by run when not).
     // Rows of 8+ runs after a row of one label take the CPU union's bit-map test: [300, 9, 8] at
     // 0.93 has runs longer than 64 voxels (windows over several words), [150, 12, 10] at 0.6
-    // a bit map with a tail word.
+    // a bit map with a tail word. Noisy rows facing a row of several labels find their exactly
+    // overlapping runs (6-conn; 18-conn's diagonals) from the rows' common foreground bits:
+    // [520, 5, 4] at 0.35 and [130, 7, 6] at 0.8 give pairs in every word, runs across words.
     for (shape, d) in [
+        ([520, 5, 4], 0.35),
+        ([130, 7, 6], 0.8),
         ([200, 4, 3], 0.5),
         ([256, 6, 5], 0.7),
         ([300, 9, 8], 0.93),
