@@ -14,7 +14,8 @@ fn typed(datatype: i16, bitpix: i16, bytes: Vec<u8>) -> RawNifti {
 
 #[test]
 fn every_supported_dtype_reads_as_a_mask() {
-    // Values 0, 1, -3 (or 3 for unsigned), 0: foreground = non-zero.
+    // Values 0, 1, -3 (or 3 for unsigned), 0: foreground = non-zero. Wider types hold a value
+    // whose low bytes are zero instead of the 1 (only a high byte makes it foreground).
     let cases: Vec<(&str, RawNifti)> = vec![
         ("uint8", typed(2, 8, vec![0, 1, 3, 0])),
         (
@@ -23,7 +24,11 @@ fn every_supported_dtype_reads_as_a_mask() {
         ),
         (
             "uint16",
-            typed(512, 16, [0u16, 1, 3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            typed(
+                512,
+                16,
+                [0u16, 256, 3, 0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         ),
         (
             "int16",
@@ -35,11 +40,19 @@ fn every_supported_dtype_reads_as_a_mask() {
         ),
         (
             "int32",
-            typed(8, 32, [0i32, 1, -3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            typed(
+                8,
+                32,
+                [0i32, 1 << 24, -3, 0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         ),
         (
             "uint64",
-            typed(1280, 64, [0u64, 1, 3, 0].iter().flat_map(|v| v.to_le_bytes()).collect()),
+            typed(
+                1280,
+                64,
+                [0u64, 1 << 40, 3, 0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ),
         ),
         (
             "int64",
