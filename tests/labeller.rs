@@ -158,3 +158,57 @@ fn rootlets_component_counts() {
     let g = io::read_mask(&fixtures().join("sct/t2_seg-deepseg_rootlets-manual.nii.gz")).unwrap();
     assert_eq!(label_cpu(&g.data, g.geometry.shape, Connectivity::TwentySix).count(), 5);
 }
+
+/// A label volume of 32 MiB or more is fresh memory, whose pages the CPU writer maps ahead of its
+/// writes: whole pieces where most rows hold foreground, and stretches of consecutive foreground
+/// rows elsewhere (widened to whole pages, clamped at the volume's end). Known boxes, one of them
+/// filling whole planes and one ending at the last voxel, must come out with exact labels and
+/// statistics whatever the slab split.
+#[test]
+fn large_sparse_volume_with_known_boxes() {
+    let shape = [256usize, 256, 130];
+    let [nx, ny, nz] = shape;
+    // (x, y, z) half-open ranges, in the order of their first voxel in storage order.
+    let boxes = [
+        ([5, 20], [10, 40], [2, 5]),
+        ([100, 103], [100, 101], [2, 3]),
+        ([0, 10], [0, 256], [50, 80]),
+        ([250, 256], [200, 256], [100, 130]),
+        ([0, 1], [0, 5], [129, 130]),
+    ];
+    let mut mask = vec![0u8; nx * ny * nz];
+    for (x, y, z) in &boxes {
+        for k in z[0]..z[1] {
+            for j in y[0]..y[1] {
+                mask[x[0] + nx * (j + ny * k)..x[1] + nx * (j + ny * k)].fill(1);
+            }
+        }
+    }
+    for c in [Connectivity::Six, Connectivity::TwentySix] {
+        for comps in [label_cpu(&mask, shape, c), label_cpu_slabs(&mask, shape, c, 7)] {
+            assert_eq!(comps.count() as usize, boxes.len(), "c{c}");
+            for (id, (x, y, z)) in boxes.iter().enumerate() {
+                let l = &comps.lesions[id];
+                assert_eq!(
+                    l.voxels as usize,
+                    (x[1] - x[0]) * (y[1] - y[0]) * (z[1] - z[0]),
+                    "box {id} c{c}"
+                );
+                assert_eq!(l.bbox_min, [x[0], y[0], z[0]], "box {id} c{c}");
+                assert_eq!(l.bbox_max, [x[1] - 1, y[1] - 1, z[1] - 1], "box {id} c{c}");
+                for k in z[0]..z[1] {
+                    for j in y[0]..y[1] {
+                        let row = nx * (j + ny * k);
+                        assert!(
+                            comps.labels[row + x[0]..row + x[1]]
+                                .iter()
+                                .all(|&v| v as usize == id + 1)
+                        );
+                    }
+                }
+            }
+            let foreground = comps.labels.iter().filter(|&&v| v != 0).count();
+            assert_eq!(foreground, mask.iter().filter(|&&v| v != 0).count(), "c{c}");
+        }
+    }
+}

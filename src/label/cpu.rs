@@ -68,9 +68,12 @@
 //!    (read-only now, so slabs share it) and fills its own disjoint part of
 //!    the output. The output starts zeroed (lazily, by the allocator), so
 //!    only foreground runs are written and pages without lesions are never
-//!    touched; where most rows hold foreground, the output is mapped in
-//!    pieces of 512 KiB, one `madvise` call each just before the piece is
-//!    written, cheaper than a fault per page. A row of
+//!    touched. A fresh output is mapped ahead of the write, piece by piece
+//!    (512 KiB, just before the piece is written, so the kernel's zeroing is
+//!    still cached): whole pieces where most rows hold foreground, and in a
+//!    large volume also each stretch of consecutive foreground rows (a
+//!    lesion's cross-section) — one `madvise` call instead of a page fault
+//!    per 4 KiB. A row of
 //!    many runs (noise) that all got one label is written with one
 //!    vectorised select over the row's mask instead. Lesion
 //!    statistics are added in the same pass, once per group of consecutive
@@ -418,7 +421,11 @@ fn label_slabs<const STATS: bool>(
 
     // Step 6: write labels and statistics.
     let zeroed = zeroed.filter(|z| z.len() == n);
-    let fresh = zeroed.is_none();
+    let map_ahead = match zeroed {
+        Some(_) => MapAhead::Nothing,
+        None if 4 * n >= FROM_OS_BYTES => MapAhead::Touched,
+        None => MapAhead::Dense,
+    };
     let mut labels = zeroed.unwrap_or_else(|| vec![0u32; n]);
     let mut lesions = vec![LesionStats::new(); next as usize];
     let lesion_bounds: Vec<usize> = first.iter().map(|&l| l as usize - 1).collect();
@@ -433,7 +440,16 @@ fn label_slabs<const STATS: bool>(
         .zip(&first[..nslabs])
         .map(|(((((out, own), w), &(z0, _)), &loff), &first)| {
             let slab_mask = &mask[z0 * plane..z0 * plane + out.len()];
-            write_slab::<STATS>(w, &final_label[loff..], first, out, slab_mask, own, [nx, ny, z0], fresh)
+            write_slab::<STATS>(
+                w,
+                &final_label[loff..],
+                first,
+                out,
+                slab_mask,
+                own,
+                [nx, ny, z0],
+                map_ahead,
+            )
         })
         .collect();
     for (l, st) in foreign.into_iter().flatten() {
@@ -450,6 +466,68 @@ fn dense_rows(runs: &Runs, rows: std::ops::Range<usize>) -> bool {
         .filter(|w| w[0] != w[1])
         .count();
     2 * busy > rows.len()
+}
+
+/// Smallest stretch of consecutive foreground rows whose pages [`map_chunk`]
+/// maps in one call; shorter ones are left to page faults (no gain below that).
+const MAP_STRETCH_BYTES: usize = 8 << 10;
+
+/// Label volumes at least this large come straight from the OS as fresh,
+/// unmapped zero pages (glibc's `calloc` uses `mmap` from 32 MiB at the
+/// latest); smaller ones may be heap memory that `calloc` has just cleared,
+/// where mapping ahead is a wasted call.
+const FROM_OS_BYTES: usize = 32 << 20;
+
+/// Which pages of a label volume the write asks the kernel to map ahead.
+#[derive(Clone, Copy, PartialEq)]
+enum MapAhead {
+    /// None: the volume is already mapped (recycled).
+    Nothing,
+    /// Pieces whose rows are mostly foreground.
+    Dense,
+    /// Those, and the stretches of foreground rows in other pieces.
+    Touched,
+}
+
+/// Maps the pages of a fresh piece of the label volume (`out`, rows `row0..`)
+/// that the write is about to touch, just before it writes them, while the
+/// kernel's zeroing is still in cache: the whole piece when most of its rows
+/// hold foreground, else (with [`MapAhead::Touched`]) every stretch of
+/// consecutive rows with foreground (a lesion's cross-section in a plane) that
+/// covers a few pages. One call per stretch instead of one page fault per
+/// page: on a sparse 512³ mask the faults were most of the labelling's time.
+fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: MapAhead) {
+    let rows = out.len() / nx;
+    if map_ahead == MapAhead::Nothing {
+        return;
+    }
+    if dense_rows(runs, row0..row0 + rows) {
+        prefault(out);
+        return;
+    }
+    if map_ahead == MapAhead::Dense {
+        return;
+    }
+    const PAGE_ELEMS: usize = 4096 / 4;
+    let busy = |r: usize| runs.row_ptr[row0 + r] != runs.row_ptr[row0 + r + 1];
+    let mut r = 0;
+    while r < rows {
+        if !busy(r) {
+            r += 1;
+            continue;
+        }
+        let first = r;
+        while r < rows && busy(r) {
+            r += 1;
+        }
+        if (r - first) * nx * 4 >= MAP_STRETCH_BYTES {
+            // Widened by a page each way, so that `prefault`'s inward rounding
+            // keeps every page these rows overlap.
+            let lo = (first * nx).saturating_sub(PAGE_ELEMS);
+            let hi = (r * nx + PAGE_ELEMS).min(out.len());
+            prefault(&mut out[lo..hi]);
+        }
+    }
 }
 
 /// Asks the kernel to map `out`'s pages now, in one call, instead of one page
@@ -769,7 +847,7 @@ fn write_slab<const STATS: bool>(
     mask: &[u8],
     own: &mut [LesionStats],
     [nx, ny, z0]: [usize; 3],
-    fresh: bool,
+    map_ahead: MapAhead,
 ) -> Vec<(u32, LesionStats)> {
     let runs = &w.runs;
     let mut foreign: Vec<(u32, LesionStats)> = Vec::new();
@@ -796,11 +874,7 @@ fn write_slab<const STATS: bool>(
     let chunks = out.chunks_mut(chunk_rows * nx).zip(mask.chunks(chunk_rows * nx));
     for (c, (out_chunk, mask_chunk)) in chunks.enumerate() {
         let row0 = c * chunk_rows;
-        // Map a fresh chunk's pages just before writing it, while the kernel's
-        // zeroing of them is still in cache (see [`prefault`]).
-        if fresh && dense_rows(runs, row0..row0 + out_chunk.len() / nx) {
-            prefault(out_chunk);
-        }
+        map_chunk(runs, row0, out_chunk, nx, map_ahead);
         let rows = out_chunk.chunks_exact_mut(nx).zip(mask_chunk.chunks_exact(nx));
         for (k, (line, mrow)) in rows.enumerate() {
             let row = row0 + k;
