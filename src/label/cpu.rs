@@ -105,10 +105,19 @@ pub(super) fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
     let mut end = Vec::new();
     let mut row_ptr = Vec::with_capacity(rows + 1);
     row_ptr.push(0u32);
+    // Dense masks have tens of millions of runs: past the first piece, the
+    // lists' next piece is mapped ahead in one call rather than faulted in
+    // page by page as the pushes reach it.
+    let mut mapped_to = MAP_PIECE_RUNS;
     for line in mask[..nx * rows].chunks_exact(nx.max(1)) {
         // One vectorised OR rejects empty rows (most rows of a lesion mask)
         // at memory speed, before any per-chunk bit work.
         if line.iter().fold(0u8, |a, &b| a | b) != 0 {
+            if start.len() + nx >= mapped_to {
+                map_spare(&mut start, MAP_PIECE_RUNS + nx);
+                map_spare(&mut end, MAP_PIECE_RUNS + nx);
+                mapped_to = start.len() + MAP_PIECE_RUNS;
+            }
             scan_row(line, &mut start, &mut end);
         }
         row_ptr.push(start.len() as u32);
@@ -530,6 +539,31 @@ fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: Ma
     }
 }
 
+/// Elements of a run list or run table mapped ahead in one call (512 KiB of u32).
+const MAP_PIECE_RUNS: usize = PREFAULT_BYTES / 4;
+
+/// Reserves room for `extra` more elements in `v` and maps that room now.
+fn map_spare(v: &mut Vec<u32>, extra: usize) {
+    v.reserve(extra);
+    let spare = &mut v.spare_capacity_mut()[..extra];
+    populate(spare.as_mut_ptr().cast(), std::mem::size_of_val(spare));
+}
+
+/// `vec![value; n]`, with large tables mapped piece by piece just before they
+/// are filled instead of faulted in page by page.
+fn filled(n: usize, value: u32) -> Vec<u32> {
+    if n <= MAP_PIECE_RUNS {
+        return vec![value; n];
+    }
+    let mut v = Vec::with_capacity(n);
+    while v.len() < n {
+        let piece = MAP_PIECE_RUNS.min(n - v.len());
+        map_spare(&mut v, piece);
+        v.resize(v.len() + piece, value);
+    }
+    v
+}
+
 /// Asks the kernel to map `out`'s pages now, in one call, instead of one page
 /// fault per 4 KiB page as the write reaches it. A freshly allocated 512 MiB
 /// label volume is 131 072 pages; on the VMs measured, faulting them one by one
@@ -539,23 +573,30 @@ fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: Ma
 /// on kernels before 5.14 or other systems this does nothing and the faults
 /// happen as before.
 fn prefault(out: &mut [u32]) {
+    populate(out.as_mut_ptr().cast(), std::mem::size_of_val(out));
+}
+
+/// `MADV_POPULATE_WRITE` on the whole pages within `len` bytes from `addr`,
+/// which must lie in one allocation the caller holds mutably.
+fn populate(addr: *mut u8, len: usize) {
     #[cfg(target_os = "linux")]
     {
         const PAGE: usize = 4096;
-        let (addr, len) = (out.as_mut_ptr() as usize, std::mem::size_of_val(out));
+        let (addr, len) = (addr as usize, len);
         let start = addr.next_multiple_of(PAGE);
         let end = (addr + len) / PAGE * PAGE;
         if end > start {
-            // SAFETY: [start, end) lies inside `out`, which we borrow mutably,
-            // and MADV_POPULATE_WRITE only maps pages in; it changes no byte
-            // of them. A failure (old kernel: EINVAL) is harmless and ignored.
+            // SAFETY: [start, end) lies inside the caller's allocation, which
+            // it holds mutably, and MADV_POPULATE_WRITE only maps pages in; it
+            // changes no byte of them. A failure (old kernel: EINVAL) is
+            // harmless and ignored.
             unsafe {
                 libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE);
             }
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = out;
+    let _ = (addr, len);
 }
 
 /// Splits `v` at the given cumulative `bounds` (first 0, last `v.len()`).
@@ -601,7 +642,7 @@ fn union_slab(
     [nx, ny, nz]: [usize; 3],
     neighbours: &[(isize, isize, u32)],
 ) -> (Vec<u32>, Vec<u32>) {
-    let mut label = vec![NO_LABEL; runs.start.len()];
+    let mut label = filled(runs.start.len(), NO_LABEL);
     let mut uf: Vec<u32> = Vec::new();
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     // The one label of every run of a finished row, NO_LABEL if they differ or the row is empty.
