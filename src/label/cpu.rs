@@ -92,6 +92,13 @@ pub(super) struct Runs {
     pub(super) row_ptr: Vec<u32>,
 }
 
+impl Runs {
+    /// Whether row `r` holds any foreground.
+    fn busy(&self, r: usize) -> bool {
+        self.row_ptr[r] != self.row_ptr[r + 1]
+    }
+}
+
 /// Volumes below this many voxels are labelled as one slab: splitting them
 /// costs more in rayon overhead than a second core saves.
 const PARALLEL_MIN_VOXELS: usize = 1 << 20;
@@ -396,7 +403,7 @@ fn label_slabs<const STATS: bool>(
         let (oa, ob) = (label_off[s] as u32, label_off[s - 1] as u32);
         let last = (bounds[s - 1].1 - bounds[s - 1].0 - 1) * ny;
         for y in 0..ny {
-            if a.runs.row_ptr[y] == a.runs.row_ptr[y + 1] {
+            if !a.runs.busy(y) {
                 continue;
             }
             for &(dy, _, tol) in neighbours.iter().filter(|n| n.1 == -1) {
@@ -470,12 +477,17 @@ fn label_slabs<const STATS: bool>(
 /// True when most of rows `rows` hold foreground, so the write will touch
 /// nearly every page of their part of a fresh label volume anyway.
 fn dense_rows(runs: &Runs, rows: std::ops::Range<usize>) -> bool {
-    let busy = runs.row_ptr[rows.start..=rows.end]
-        .windows(2)
-        .filter(|w| w[0] != w[1])
-        .count();
-    2 * busy > rows.len()
+    2 * rows.clone().filter(|&r| runs.busy(r)).count() > rows.len()
 }
+
+/// A fresh label volume is mapped in pieces of about this size just before
+/// they are written: small enough that the kernel's zeroing of a piece is
+/// still in the core's cache when the labels overwrite it (mapping a whole
+/// 512 MiB slab first meant zeroing it out to memory and reading it back).
+const MAP_PIECE_BYTES: usize = 512 << 10;
+
+/// Elements of a run list or run table mapped ahead in one call.
+const MAP_PIECE_RUNS: usize = MAP_PIECE_BYTES / 4;
 
 /// Smallest stretch of consecutive foreground rows whose pages [`map_chunk`]
 /// maps in one call; shorter ones are left to page faults (no gain below that).
@@ -506,10 +518,10 @@ enum MapAhead {
 /// covers a few pages. One call per stretch instead of one page fault per
 /// page: on a sparse 512³ mask the faults were most of the labelling's time.
 fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: MapAhead) {
-    let rows = out.len() / nx;
     if map_ahead == MapAhead::Nothing {
         return;
     }
+    let rows = out.len() / nx;
     if dense_rows(runs, row0..row0 + rows) {
         prefault(out);
         return;
@@ -518,7 +530,7 @@ fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: Ma
         return;
     }
     const PAGE_ELEMS: usize = 4096 / 4;
-    let busy = |r: usize| runs.row_ptr[row0 + r] != runs.row_ptr[row0 + r + 1];
+    let busy = |r: usize| runs.busy(row0 + r);
     let mut r = 0;
     while r < rows {
         if !busy(r) {
@@ -538,9 +550,6 @@ fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: Ma
         }
     }
 }
-
-/// Elements of a run list or run table mapped ahead in one call (512 KiB of u32).
-const MAP_PIECE_RUNS: usize = PREFAULT_BYTES / 4;
 
 /// Reserves room for `extra` more elements in `v` and maps that room now.
 fn map_spare(v: &mut Vec<u32>, extra: usize) {
@@ -568,7 +577,7 @@ fn filled(n: usize, value: u32) -> Vec<u32> {
 /// fault per 4 KiB page as the write reaches it. A freshly allocated 512 MiB
 /// label volume is 131 072 pages; on the VMs measured, faulting them one by one
 /// cost ~370 ms and `MADV_POPULATE_WRITE` ~260 ms (docs/benchmarks.md).
-/// Called on [`PREFAULT_BYTES`]-sized pieces right before they are written, so
+/// Called on [`MAP_PIECE_BYTES`]-sized pieces right before they are written, so
 /// the zeroed pages are still cached. The pages keep their contents (zeros);
 /// on kernels before 5.14 or other systems this does nothing and the faults
 /// happen as before.
@@ -611,12 +620,6 @@ fn split_mut<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
 }
 
 const NO_LABEL: u32 = u32::MAX;
-
-/// A fresh label volume is mapped in pieces of about this size just before
-/// they are written: small enough that the kernel's zeroing of a piece is
-/// still in the core's cache when the labels overwrite it (mapping a whole
-/// 512 MiB slab first meant zeroing it out to memory and reading it back).
-const PREFAULT_BYTES: usize = 512 << 10;
 
 /// Rows with at least this many runs (noise) test their runs against a
 /// uniformly labelled earlier row's bit map instead of sweeping its runs.
@@ -665,7 +668,7 @@ fn union_slab(
                 let l = uniform[prow];
                 if l != NO_LABEL && noisy {
                     let slot = maps.build(prow, mask);
-                    let b = maps.fg(slot);
+                    let b = maps.slot(slot).0;
                     for i in span.clone() {
                         let lo = runs.start[i].saturating_sub(tol) as usize;
                         if any_bit(b, lo, (runs.end[i] + tol) as usize) {
@@ -765,8 +768,10 @@ impl RowMaps {
         slot
     }
 
-    fn fg(&self, slot: usize) -> &[u64] {
-        &self.fg[slot * self.words..(slot + 1) * self.words]
+    /// Foreground bits, run-start bits and run starts before each word of `slot`.
+    fn slot(&self, slot: usize) -> (&[u64], &[u64], &[u32]) {
+        let at = slot * self.words..(slot + 1) * self.words;
+        (&self.fg[at.clone()], &self.starts[at.clone()], &self.before[at])
     }
 
     /// The pairs of runs of two rows (slots `a` and `b`, whose first runs are
@@ -778,16 +783,7 @@ impl RowMaps {
     /// before, unlike the sweep along both run lists.
     fn overlap_pairs(&self, a: usize, first_a: u32, b: usize, first_b: u32, buf: &mut Vec<(u32, u32)>) -> usize {
         let w = self.words;
-        let (fa, sa, ba) = (
-            &self.fg[a * w..][..w],
-            &self.starts[a * w..][..w],
-            &self.before[a * w..][..w],
-        );
-        let (fb, sb, bb) = (
-            &self.fg[b * w..][..w],
-            &self.starts[b * w..][..w],
-            &self.before[b * w..][..w],
-        );
+        let ((fa, sa, ba), (fb, sb, bb)) = (self.slot(a), self.slot(b));
         // Each pair but the last ends a run of one row or the other.
         let most = (ba[w - 1] + sa[w - 1].count_ones() + bb[w - 1] + sb[w - 1].count_ones()) as usize;
         if buf.len() < most {
@@ -911,7 +907,7 @@ fn write_slab<const STATS: bool>(
         stats.add_row_group(g.start, g.end, g.voxels, g.x_sum, y, z);
     };
     let mut row_labels: Vec<u32> = Vec::new();
-    let chunk_rows = (PREFAULT_BYTES / (4 * nx)).max(1);
+    let chunk_rows = (MAP_PIECE_BYTES / (4 * nx)).max(1);
     let chunks = out.chunks_mut(chunk_rows * nx).zip(mask.chunks(chunk_rows * nx));
     for (c, (out_chunk, mask_chunk)) in chunks.enumerate() {
         let row0 = c * chunk_rows;
