@@ -4,7 +4,7 @@
 Usage:
   python3 scripts/bench_ccl.py --bin target/release/lesioneval [--repeat 11]
       [--sizes 192x192x160,512x512x512] [--threads 1[,2,...]] [--seed 12345] [--keep DIR]
-      [--no-scipy] [--uncompressed]
+      [--no-scipy] [--uncompressed] [--recycle]
 
 For every generated volume and connectivity 6/18/26 it times (median of --repeat runs)
   * cc3d.connected_components (single-threaded, out_dtype=uint32, Fortran-ordered input)
@@ -13,6 +13,10 @@ For every generated volume and connectivity 6/18/26 it times (median of --repeat
     (env RAYON_NUM_THREADS=<threads>, once per listed thread count), parsing
     `label=<ms>ms` from its stderr line `timing read=..ms label=..ms stats=..ms write=..ms`
 and checks that lesioneval's labels are identical to cc3d's (for every thread count).
+--recycle also times `BIN label ... --repeat N --recycle` at the first thread count: each
+repetition writes into the previous one's label volume, as `score`/`compare` do from one
+case of a folder to the next (the plain runs allocate a fresh volume every time, like
+cc3d); its labels are checked too.
 Prints a Markdown table; with several thread counts the ratios are against the first,
 and a "first/last threads" column gives lesioneval's own speed-up.
 --no-scipy skips scipy (slow); --uncompressed writes .nii instead of .nii.gz (faster,
@@ -121,6 +125,8 @@ def main():
                     help="RAYON_NUM_THREADS for lesioneval; a comma list runs each")
     ap.add_argument("--no-scipy", action="store_true", help="do not time scipy.ndimage.label")
     ap.add_argument("--uncompressed", action="store_true", help="write .nii files instead of .nii.gz")
+    ap.add_argument("--recycle", action="store_true",
+                    help="also time lesioneval reusing its label volume across repetitions (first thread count)")
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--keep", default=None, help="keep the written volumes/outputs in this directory")
     args = ap.parse_args()
@@ -153,11 +159,13 @@ def main():
             if not args.no_scipy:
                 st = ndimage.generate_binary_structure(3, RANK[c])
                 t_sp, _ = median_ms(lambda: ndimage.label(vol, structure=st), args.repeat)
-            t_le, same = [], True
-            for th in args.threads:
-                out = tmp / f"vol{vi}_c{c}_t{th}{ext}"
+            t_le, t_rc, same = [], None, True
+            runs = [(th, False) for th in args.threads] + ([(args.threads[0], True)] if args.recycle else [])
+            for th, recycle in runs:
+                out = tmp / f"vol{vi}_c{c}_t{th}{'_rc' if recycle else ''}{ext}"
                 cmd = [binary, "label", str(inp), "--out", str(out), "--connectivity", str(c),
                        "--timings", "--repeat", str(args.repeat), "--device", "cpu"]
+                cmd += ["--recycle"] if recycle else []
                 cmd_example = cmd_example or cmd
                 env = dict(os.environ, RAYON_NUM_THREADS=str(th))
                 p = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -168,7 +176,10 @@ def main():
                 if not m:
                     print(f"no 'label=<ms>ms' in stderr of {shlex.join(cmd)}:\n{p.stderr}", file=sys.stderr)
                     sys.exit(2)
-                t_le.append(float(m.group(1)))
+                if recycle:
+                    t_rc = float(m.group(1))
+                else:
+                    t_le.append(float(m.group(1)))
                 got = np.asanyarray(nib.load(str(out)).dataobj)
                 # lesioneval stores labels in the smallest unsigned type that holds N; compare values.
                 same &= bool(got.shape == ref.shape and np.array_equal(got.astype(np.uint32), ref))
@@ -176,9 +187,10 @@ def main():
                 if args.keep is None:
                     out.unlink(missing_ok=True)
             all_same &= same
-            rows.append((name, c, t_cc, t_sp, t_le, same, int(ref.max())))
+            rows.append((name, c, t_cc, t_sp, t_le, t_rc, same, int(ref.max())))
             sp = "skipped" if t_sp is None else f"{t_sp:.2f} ms"
             le = ", ".join(f"{t:.2f} ms at {th} thr" for t, th in zip(t_le, args.threads))
+            le += "" if t_rc is None else f", {t_rc:.2f} ms reused at {args.threads[0]} thr"
             print(f"#   c{c}: cc3d {t_cc:.2f} ms, scipy {sp}, lesioneval {le}, "
                   f"n={int(ref.max())}, identical={same}", file=sys.stderr, flush=True)
         if args.keep is None:
@@ -204,14 +216,16 @@ def main():
     first, more = args.threads[0], args.threads[1:]
     extra = "".join(f" lesioneval {th} thr ms |" for th in more)
     scale = "".join(f" {first} thr / {th} thr |" for th in more)
+    rc_head = f" lesioneval {first} thr reused ms | cc3d/reused |" if args.recycle else ""
     print(f"| volume | conn | components | cc3d ms | scipy ms | lesioneval {first} thr ms |{extra} "
-          f"cc3d/lesioneval | scipy/lesioneval |{scale} labels identical |")
-    print("|---" * (9 + 2 * len(more)) + "|")
-    for name, c, t_cc, t_sp, t_le, same, n in rows:
+          f"cc3d/lesioneval | scipy/lesioneval |{scale}{rc_head} labels identical |")
+    print("|---" * (9 + 2 * len(more) + 2 * args.recycle) + "|")
+    for name, c, t_cc, t_sp, t_le, t_rc, same, n in rows:
         cols = "".join(f" {t:.2f} |" for t in t_le[1:])
         sc = "".join(f" {ratio(t_le[0], t)} |" for t in t_le[1:])
+        rc = "" if t_rc is None else f" {t_rc:.2f} | {ratio(t_cc, t_rc)} |"
         print(f"| {name} | {c} | {n} | {t_cc:.2f} | {ms(t_sp)} | {t_le[0]:.2f} |{cols} {ratio(t_cc, t_le[0])} | "
-              f"{ratio(t_sp, t_le[0])} |{sc} {'yes' if same else 'NO'} |")
+              f"{ratio(t_sp, t_le[0])} |{sc}{rc} {'yes' if same else 'NO'} |")
     if tmpctx is not None:
         tmpctx.cleanup()
     sys.exit(0 if all_same else 1)

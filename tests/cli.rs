@@ -399,6 +399,21 @@ fn label_writes_labels_and_stats() {
     bin().arg("label").arg(&src).arg("--out").arg(&plain).assert().success();
     assert_eq!(lesioneval::io::read_labels(&plain).unwrap().data, labels.data);
     assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 3, "no temp files left");
+    // Repetitions that write into the previous one's label volume give the same labels and statistics.
+    let (rc_out, rc_stats) = (d.path().join("rc.nii.gz"), d.path().join("rc.csv"));
+    bin()
+        .arg("label")
+        .arg(&src)
+        .arg("--out")
+        .arg(&rc_out)
+        .arg("--stats")
+        .arg(&rc_stats)
+        .args(["--repeat", "3", "--recycle", "--device", "cpu"])
+        .assert()
+        .success();
+    assert_eq!(std::fs::read(&rc_out).unwrap(), std::fs::read(&out).unwrap());
+    assert_eq!(std::fs::read_to_string(&rc_stats).unwrap(), csv);
+    bin().arg("label").arg(&src).arg("--recycle").assert().code(2);
     // --min-size removes small lesions and renumbers.
     let o = bin()
         .arg("label")

@@ -33,6 +33,10 @@ pub struct LabelArgs {
     /// Label this many times and report the median label time (for benchmarks).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: usize,
+    /// With --repeat: each repetition writes into the previous one's label volume, as `score` and
+    /// `compare` do from one case of a folder to the next (CPU only; labels are the same).
+    #[arg(long, requires = "repeat")]
+    pub recycle: bool,
 }
 
 pub fn run(a: LabelArgs) -> Result<()> {
@@ -48,6 +52,11 @@ pub fn run(a: LabelArgs) -> Result<()> {
     let mut gpu_times: Vec<GpuTimings> = Vec::new();
     let mut comps = None;
     for _ in 0..a.repeat {
+        if a.recycle
+            && let Some(previous) = comps.take()
+        {
+            label::recycle(previous);
+        }
         let t = Instant::now();
         let (c, g) = label::label_timed(&vol.data, vol.geometry.shape, a.connectivity, device)?;
         times.push(ms(t));
