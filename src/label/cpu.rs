@@ -613,44 +613,47 @@ fn populate(addr: *mut u8, len: usize) {
 const HUGE_PAGE_BYTES: usize = 2 << 20;
 
 /// Most runs per row for a row to count as solid in [`advise_solid`].
-const SOLID_ROW_RUNS: u32 = 2;
+const SOLID_ROW_RUNS: usize = 2;
+
+/// Whether row `r` is solid: one or two runs covering at least 7/8 of it.
+fn solid_row(runs: &Runs, r: usize, nx: usize) -> bool {
+    let span = runs.row_ptr[r] as usize..runs.row_ptr[r + 1] as usize;
+    let covered: usize = span.clone().map(|i| (runs.end[i] - runs.start[i]) as usize).sum();
+    (1..=SOLID_ROW_RUNS).contains(&span.len()) && 8 * covered >= 7 * nx
+}
 
 /// Asks the kernel for huge pages (`MADV_HUGEPAGE`) on every 2 MiB-aligned
-/// region of a fresh slab output `out` whose rows all hold one or two runs
-/// (whole planes of foreground: all-one volumes, body masks). Writing such a
-/// row is a fill, so 512 page faults per 2 MiB were most of the cost; one
-/// huge-page fault replaces them (all-one 512³: 2.5–3× faster). Every page
-/// of such a region is written anyway, so no memory is added. Noisy regions
-/// are left alone although they too are written whole: there the labelling
-/// work dwarfs the faults, and zeroing 2 MiB at a time out of cache made dense
+/// region of a fresh slab output `out` whose rows are all solid
+/// ([`solid_row`]: whole planes of foreground, as in all-one volumes or body
+/// masks). Writing such a row is a fill, so 512 page faults per 2 MiB were
+/// most of the cost; one huge-page fault replaces them (all-one 512³:
+/// 2.5–3× faster). At least 7/8 of such a region is written anyway, so it
+/// adds at most an eighth of its size in memory. Noisy regions are left
+/// alone although they too are written whole: there the labelling work
+/// dwarfs the faults, and zeroing 2 MiB at a time out of cache made dense
 /// noise ~30 % slower (docs/benchmarks.md). An advice the kernel does not
 /// follow (THP off) changes nothing; the bytes written are the same either way.
 fn advise_solid(runs: &Runs, out: &mut [u32], nx: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        let rows = out.len() / nx;
-        let base = out.as_mut_ptr() as usize;
-        let end = base + std::mem::size_of_val(out);
-        let mut a = base.next_multiple_of(HUGE_PAGE_BYTES);
-        while a + HUGE_PAGE_BYTES <= end {
-            // The rows overlapping [a, a + 2 MiB), in the slab's row numbering.
-            let r0 = (a - base) / 4 / nx;
-            let r1 = ((a + HUGE_PAGE_BYTES - base) / 4).div_ceil(nx).min(rows);
-            let solid = (r0..r1).all(|r| (1..=SOLID_ROW_RUNS).contains(&(runs.row_ptr[r + 1] - runs.row_ptr[r])));
-            if solid {
-                // SAFETY: [a, a + 2 MiB) lies inside `out`, which we hold
-                // mutably; MADV_HUGEPAGE only changes how its pages are
-                // mapped, never their contents. A refusal (THP not built in:
-                // EINVAL) is harmless and ignored.
-                unsafe {
-                    libc::madvise(a as *mut libc::c_void, HUGE_PAGE_BYTES, libc::MADV_HUGEPAGE);
-                }
+    let rows = out.len() / nx;
+    let base = out.as_mut_ptr() as usize;
+    let end = base + std::mem::size_of_val(out);
+    let mut a = base.next_multiple_of(HUGE_PAGE_BYTES);
+    while a + HUGE_PAGE_BYTES <= end {
+        // The rows overlapping [a, a + 2 MiB), in the slab's row numbering.
+        let r0 = (a - base) / 4 / nx;
+        let r1 = ((a + HUGE_PAGE_BYTES - base) / 4).div_ceil(nx).min(rows);
+        if (r0..r1).all(|r| solid_row(runs, r, nx)) {
+            // SAFETY: [a, a + 2 MiB) lies inside `out`, which we hold
+            // mutably; MADV_HUGEPAGE only changes how its pages are mapped,
+            // never their contents. A refusal (THP not built in: EINVAL) is
+            // harmless and ignored.
+            #[cfg(target_os = "linux")]
+            unsafe {
+                libc::madvise(a as *mut libc::c_void, HUGE_PAGE_BYTES, libc::MADV_HUGEPAGE);
             }
-            a += HUGE_PAGE_BYTES;
         }
+        a += HUGE_PAGE_BYTES;
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (runs, out, nx);
 }
 
 /// Splits `v` at the given cumulative `bounds` (first 0, last `v.len()`).
@@ -1077,7 +1080,32 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
 
 #[cfg(test)]
 mod tests {
-    use super::fg_bits64;
+    use super::{fg_bits64, find_runs, solid_row};
+
+    /// Huge pages are only asked for where rows are nearly all foreground in
+    /// one or two runs, so that they add at most an eighth in memory.
+    #[test]
+    fn solid_rows_are_one_or_two_runs_covering_seven_eighths() {
+        let nx = 64;
+        let rows: [(&[(usize, usize)], bool); 6] = [
+            (&[(0, 64)], true),
+            (&[(0, 30), (34, 60)], true),  // 56 of 64 voxels
+            (&[(0, 30), (34, 59)], false), // 55
+            (&[(8, 64)], true),
+            (&[(0, 20), (21, 40), (41, 64)], false),
+            (&[], false),
+        ];
+        let mut mask = vec![0u8; nx * rows.len()];
+        for (r, (spans, _)) in rows.iter().enumerate() {
+            for &(s, e) in *spans {
+                mask[r * nx + s..r * nx + e].fill(1);
+            }
+        }
+        let runs = find_runs(&mask, nx, rows.len());
+        for (r, (_, solid)) in rows.iter().enumerate() {
+            assert_eq!(solid_row(&runs, r, nx), *solid, "row {r}");
+        }
+    }
 
     /// The SWAR bit gather against the obvious per-byte loop: every byte value
     /// at every position, and mixed chunks (carries between bytes must not leak).
