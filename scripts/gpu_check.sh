@@ -12,7 +12,7 @@
 #   REPEAT=5                       label repeats (medians are reported)
 #   SIZES=192x192x160,512x512x512
 #   LABEL=1 INFER=1                run the labelling / inference sections
-#   CCL=0                          1: also run scripts/bench_ccl.py (CPU labeller vs cc3d at 1 and
+#   CCL=0                          1: also run scripts/bench_ccl.py --recycle (CPU labeller vs cc3d at 1 and
 #                                  2 threads, no scipy; needs cc3d and nibabel importable) on this
 #                                  host's CPU — a quieter, bigger machine than the usual dev VM
 #   INFER_CASES="nnunet:192,192,160 keras:128,128,128"   model:volume shape pairs
@@ -88,9 +88,9 @@ if [ "${INFER:-1}" = 1 ]; then
   done
 fi
 if [ "${CCL:-0}" = 1 ]; then
-  say "## CPU labeller vs cc3d on this host (scripts/bench_ccl.py, 1 and 2 threads)"
+  say "## CPU labeller vs cc3d on this host (scripts/bench_ccl.py, 1 and 2 threads, and reused volume)"
   say ""
-  if python3 "$(dirname "$0")/bench_ccl.py" --bin "$BIN" --sizes "$SIZES" --threads 1,2 --repeat "${CCL_REPEAT:-3}" \
+  if python3 "$(dirname "$0")/bench_ccl.py" --bin "$BIN" --sizes "$SIZES" --threads 1,2 --repeat "${CCL_REPEAT:-3}" --recycle \
       --no-scipy --uncompressed >"$OUT/bench_ccl.md" 2>"$OUT/bench_ccl.log"; then
     tee -a "$LOG" <"$OUT/bench_ccl.md"
   else
