@@ -34,7 +34,7 @@ pub struct LabelArgs {
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub repeat: usize,
     /// With --repeat: each repetition writes into the previous one's label volume, as `score` and
-    /// `compare` do from one case of a folder to the next (CPU only; labels are the same).
+    /// `compare` do from one case of a folder to the next (CPU labelling only; labels are the same).
     #[arg(long, requires = "repeat")]
     pub recycle: bool,
 }
@@ -52,7 +52,9 @@ pub fn run(a: LabelArgs) -> Result<()> {
     let mut gpu_times: Vec<GpuTimings> = Vec::new();
     let mut comps = None;
     for _ in 0..a.repeat {
+        // Only the CPU labeller writes into a handed-back volume; on the GPU it would just be kept.
         if a.recycle
+            && device == Device::Cpu
             && let Some(previous) = comps.take()
         {
             label::recycle(previous);
