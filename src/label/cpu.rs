@@ -618,8 +618,8 @@ const SOLID_ROW_RUNS: usize = 2;
 /// Whether row `r` is solid: one or two runs covering at least 7/8 of it.
 fn solid_row(runs: &Runs, r: usize, nx: usize) -> bool {
     let span = runs.row_ptr[r] as usize..runs.row_ptr[r + 1] as usize;
-    let covered: usize = span.clone().map(|i| (runs.end[i] - runs.start[i]) as usize).sum();
-    (1..=SOLID_ROW_RUNS).contains(&span.len()) && 8 * covered >= 7 * nx
+    (1..=SOLID_ROW_RUNS).contains(&span.len())
+        && 8 * span.map(|i| (runs.end[i] - runs.start[i]) as usize).sum::<usize>() >= 7 * nx
 }
 
 /// Asks the kernel for huge pages (`MADV_HUGEPAGE`) on every 2 MiB-aligned
