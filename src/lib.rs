@@ -30,6 +30,7 @@ pub mod io;
 pub mod label;
 pub mod matching;
 pub mod metrics;
+mod pages;
 pub mod plot;
 pub mod preset;
 pub mod prob;

@@ -83,6 +83,7 @@
 //!    started in an earlier slab, merged at the end.
 
 use super::{Components, Connectivity, LesionStats};
+use crate::pages::{self, Advice};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -589,28 +590,8 @@ fn prefault(out: &mut [u32]) {
 /// `MADV_POPULATE_WRITE` on the whole pages within `len` bytes from `addr`,
 /// which must lie in one allocation the caller holds mutably.
 fn populate(addr: *mut u8, len: usize) {
-    #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let (addr, len) = (addr as usize, len);
-        let start = addr.next_multiple_of(PAGE);
-        let end = (addr + len) / PAGE * PAGE;
-        if end > start {
-            // SAFETY: [start, end) lies inside the caller's allocation, which
-            // it holds mutably, and MADV_POPULATE_WRITE only maps pages in; it
-            // changes no byte of them. A failure (old kernel: EINVAL) is
-            // harmless and ignored.
-            unsafe {
-                libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_POPULATE_WRITE);
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (addr, len);
+    pages::advise(addr, len, pages::PAGE, Advice::PopulateWrite);
 }
-
-/// Huge-page size on x86-64 and aarch64 (4 KiB base pages).
-const HUGE_PAGE_BYTES: usize = 2 << 20;
 
 /// Most runs per row for a row to count as solid in [`advise_solid`].
 const SOLID_ROW_RUNS: usize = 2;
@@ -637,22 +618,15 @@ fn advise_solid(runs: &Runs, out: &mut [u32], nx: usize) {
     let rows = out.len() / nx;
     let base = out.as_mut_ptr() as usize;
     let end = base + std::mem::size_of_val(out);
-    let mut a = base.next_multiple_of(HUGE_PAGE_BYTES);
-    while a + HUGE_PAGE_BYTES <= end {
+    let mut a = base.next_multiple_of(pages::HUGE_PAGE);
+    while a + pages::HUGE_PAGE <= end {
         // The rows overlapping [a, a + 2 MiB), in the slab's row numbering.
         let r0 = (a - base) / 4 / nx;
-        let r1 = ((a + HUGE_PAGE_BYTES - base) / 4).div_ceil(nx).min(rows);
+        let r1 = ((a + pages::HUGE_PAGE - base) / 4).div_ceil(nx).min(rows);
         if (r0..r1).all(|r| solid_row(runs, r, nx)) {
-            // SAFETY: [a, a + 2 MiB) lies inside `out`, which we hold
-            // mutably; MADV_HUGEPAGE only changes how its pages are mapped,
-            // never their contents. A refusal (THP not built in: EINVAL) is
-            // harmless and ignored.
-            #[cfg(target_os = "linux")]
-            unsafe {
-                libc::madvise(a as *mut libc::c_void, HUGE_PAGE_BYTES, libc::MADV_HUGEPAGE);
-            }
+            pages::advise(a as *const u8, pages::HUGE_PAGE, pages::HUGE_PAGE, Advice::HugePage);
         }
-        a += HUGE_PAGE_BYTES;
+        a += pages::HUGE_PAGE;
     }
 }
 
