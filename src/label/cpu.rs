@@ -123,9 +123,25 @@ pub(super) fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
         // at memory speed, before any per-chunk bit work.
         if line.iter().fold(0u8, |a, &b| a | b) != 0 {
             if start.len() + nx >= mapped_to {
-                map_spare(&mut start, MAP_PIECE_RUNS + nx);
-                map_spare(&mut end, MAP_PIECE_RUNS + nx);
-                mapped_to = start.len() + MAP_PIECE_RUNS;
+                let piece = MAP_PIECE_RUNS + nx;
+                if start.capacity() < start.len() + piece {
+                    // Room for the runs the rest of the slab will hold at the
+                    // density seen so far: dense noise reallocates (copies)
+                    // its lists once, early, rather than at every doubling.
+                    let done = row_ptr.len();
+                    let projected = start.len() / done * rows + start.len() % done * rows / done + nx;
+                    if projected > start.capacity() || start.capacity() < start.len() + nx {
+                        // At least half as much again: growth stays amortised
+                        // if the density rises further down the slab.
+                        let cap = (start.len() + piece).max(projected).max(start.capacity() * 3 / 2);
+                        start.reserve_exact(cap - start.len());
+                        end.reserve_exact(cap - end.len());
+                    }
+                }
+                let piece = piece.min(start.capacity() - start.len()).min(end.capacity() - end.len());
+                map_spare(&mut start, piece);
+                map_spare(&mut end, piece);
+                mapped_to = (start.len() + MAP_PIECE_RUNS).min(start.capacity());
             }
             scan_row(line, &mut start, &mut end);
         }
@@ -1055,6 +1071,48 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
 #[cfg(test)]
 mod tests {
     use super::{fg_bits64, find_runs, solid_row};
+
+    /// The run lists grow by projection from the density seen so far; a
+    /// density that rises down the volume (empty, then sparse, then noise)
+    /// must still give exactly the runs of a plain per-row scan.
+    #[test]
+    fn runs_match_a_plain_scan_when_the_density_rises() {
+        let (nx, rows) = (509, 4000);
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mask: Vec<u8> = (0..nx * rows)
+            .map(|i| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let per_mille = match i / nx {
+                    r if r < 500 => 0,
+                    r if r < 1500 => 5,
+                    _ => 500,
+                };
+                u8::from(s % 1000 < per_mille)
+            })
+            .collect();
+        let runs = find_runs(&mask, nx, rows);
+        assert!(runs.start.len() > 2 * super::MAP_PIECE_RUNS, "growth is exercised");
+        let mut want = (Vec::new(), Vec::new(), vec![0u32]);
+        for row in mask.chunks_exact(nx) {
+            let mut x = 0;
+            while x < nx {
+                if row[x] == 0 {
+                    x += 1;
+                    continue;
+                }
+                let s0 = x;
+                while x < nx && row[x] != 0 {
+                    x += 1;
+                }
+                want.0.push(s0 as u32);
+                want.1.push(x as u32);
+            }
+            want.2.push(want.0.len() as u32);
+        }
+        assert_eq!((runs.start, runs.end, runs.row_ptr), want);
+    }
 
     /// Huge pages are only asked for where rows are nearly all foreground in
     /// one or two runs, so that they add at most an eighth in memory.
