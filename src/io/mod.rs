@@ -8,6 +8,7 @@
 mod atomic;
 mod geometry;
 mod nifti_file;
+mod sparse_mask;
 
 pub use atomic::write_atomically;
 pub use geometry::Geometry;

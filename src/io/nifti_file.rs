@@ -10,10 +10,12 @@
 //!   `qform_code > 0`, else diag(pixdim) (the order nibabel's `get_best_affine` uses).
 //! - 4-D files are accepted only with a single frame; NIfTI-2 is refused.
 
+use super::sparse_mask::{all_zero, sparse_mask};
 use super::{Geometry, Volume};
 use crate::error::{Error, Result};
 use nifti::{NiftiHeader, NiftiObject, ReaderOptions};
 use std::io::Read;
+use std::ops::Range;
 use std::path::Path;
 
 /// The header a volume came with, kept so derived outputs keep its geometry.
@@ -428,13 +430,17 @@ fn sniff_header_size(path: &Path) -> Option<i32> {
     Some(i32::from_le_bytes(buf))
 }
 
-/// Iterator over the voxel values of `$raw` read as `$t` (file byte order), mapped by `$f`.
+/// Iterator over the voxel values of `$raw` read as `$t` (file byte order),
+/// mapped by `$f`: all of them, or those of the voxel range `$at`.
 macro_rules! values {
-    ($raw:expr, $t:ty, $f:expr) => {{
+    ($raw:expr, $t:ty, $f:expr) => {
+        values!($raw, $t, 0..$raw.geometry.len(), $f)
+    };
+    ($raw:expr, $t:ty, $at:expr, $f:expr) => {{
         const S: usize = std::mem::size_of::<$t>();
-        let n = $raw.geometry.len();
+        let at: std::ops::Range<usize> = $at;
         let be = $raw.big_endian;
-        $raw.bytes[..n * S].chunks_exact(S).map(move |c| {
+        $raw.bytes[at.start * S..at.end * S].chunks_exact(S).map(move |c| {
             let a: [u8; S] = c.try_into().expect("chunk size");
             let v = if be {
                 <$t>::from_be_bytes(a)
@@ -503,31 +509,48 @@ fn plain_mask(raw: &Raw) -> Option<Vec<u8>> {
         return None;
     }
     // Zero has the same bytes in either byte order, so integers need no swap.
-    fn nonzero<const S: usize>(bytes: &[u8]) -> Vec<u8> {
-        bytes
-            .chunks_exact(S)
-            .map(|c| u8::from(c.iter().fold(0, |a, &b| a | b) != 0))
-            .collect()
+    fn nonzero<const S: usize>(bytes: &[u8], out: &mut [u8]) {
+        for (o, c) in out.iter_mut().zip(bytes.chunks_exact(S)) {
+            *o = u8::from(c.iter().fold(0, |a, &b| a | b) != 0);
+        }
     }
     let n = raw.geometry.len();
-    Some(match raw.dtype {
-        DType::U8 | DType::I8 => raw.bytes[..n].iter().map(|&b| u8::from(b != 0)).collect(),
-        DType::U16 | DType::I16 => nonzero::<2>(&raw.bytes[..2 * n]),
-        DType::U32 | DType::I32 => nonzero::<4>(&raw.bytes[..4 * n]),
-        DType::U64 | DType::I64 => nonzero::<8>(&raw.bytes[..8 * n]),
-        DType::F32 => {
-            if !values!(raw, f32, f32::is_finite).all(|f| f) {
-                return None;
+    let bytes = |at: Range<usize>, s: usize| &raw.bytes[at.start * s..at.end * s];
+    let finite = match raw.dtype {
+        DType::F32 => values!(raw, f32, f32::is_finite).all(|f| f),
+        DType::F64 => values!(raw, f64, f64::is_finite).all(|f| f),
+        _ => true,
+    };
+    if !finite {
+        return None;
+    }
+    // Written page by page, leaving the pages of all-zero bytes untouched
+    // (io::sparse_mask); -0.0 is background too but simply gets written.
+    let size = raw.dtype.size();
+    Some(sparse_mask(
+        n,
+        |at| all_zero(bytes(at, size)),
+        |at, out| match raw.dtype {
+            DType::U8 | DType::I8 => {
+                for (o, &b) in out.iter_mut().zip(bytes(at, 1)) {
+                    *o = u8::from(b != 0);
+                }
             }
-            values!(raw, f32, |v: f32| u8::from(v != 0.0)).collect()
-        }
-        DType::F64 => {
-            if !values!(raw, f64, f64::is_finite).all(|f| f) {
-                return None;
+            DType::U16 | DType::I16 => nonzero::<2>(bytes(at, 2), out),
+            DType::U32 | DType::I32 => nonzero::<4>(bytes(at, 4), out),
+            DType::U64 | DType::I64 => nonzero::<8>(bytes(at, 8), out),
+            DType::F32 => {
+                for (o, v) in out.iter_mut().zip(values!(raw, f32, at, |v: f32| v != 0.0)) {
+                    *o = u8::from(v);
+                }
             }
-            values!(raw, f64, |v: f64| u8::from(v != 0.0)).collect()
-        }
-    })
+            DType::F64 => {
+                for (o, v) in out.iter_mut().zip(values!(raw, f64, at, |v: f64| v != 0.0)) {
+                    *o = u8::from(v);
+                }
+            }
+        },
+    ))
 }
 
 /// Decodes every value as f64 (with scaling) and maps it.
