@@ -12,6 +12,13 @@
 //! `LABEL_BENCH_PEAK=sparse|random|zero|one` instead measures the peak
 //! resident memory one labelling adds (VmHWM from /proc/self/status, Linux),
 //! one volume per process so earlier volumes do not raise the mark.
+//! `LABEL_BENCH_FLOORS=1` instead measures the labeller against this machine's
+//! own limits, in interleaved rounds so that both see the same load: the time
+//! one thread takes to read a mask (the all-zero volume cannot be labelled
+//! faster), and how much a second thread speeds up pure arithmetic (a
+//! ceiling for the labeller's 2-thread speed-up; on shared VMs the second
+//! vCPU is not always there), and it labels the all-zero mask both in resident
+//! memory and as lesioneval's reader returns it from a file.
 
 use lesioneval::label::{Connectivity, label_cpu, label_cpu_recycling, label_cpu_slabs, label_cpu_slabs_without_stats};
 use std::time::Instant;
@@ -54,7 +61,10 @@ fn blobs(n: usize, target: f64) -> Vec<u8> {
 }
 
 /// Zeros in real memory: `vec![0; n]` maps the kernel's shared zero page, which
-/// reads far faster than a mask read from a file ever does. The `black_box`es
+/// reads far faster than resident memory. lesioneval's own reader leaves a
+/// mask's empty pages on that page too (io::sparse_mask), but a caller's
+/// buffer need not, so the timings use resident memory, the slower case
+/// (`LABEL_BENCH_FLOORS` also times the reader's all-zero mask). The `black_box`es
 /// keep LLVM from folding "fill with 1, then with 0" back into a zeroed
 /// allocation (it did: the all-zero rows then read the zero page again).
 fn resident_zeros(n: usize) -> Vec<u8> {
@@ -114,6 +124,102 @@ fn peak(which: &str, n: usize) {
     );
 }
 
+/// Pure arithmetic (four xorshift lanes in registers), split in two tasks.
+fn alu(iters: usize) -> u64 {
+    use rayon::prelude::*;
+    (0..2u64)
+        .into_par_iter()
+        .map(|t| {
+            let mut lanes = [t + 1, t + 2, t + 3, t + 4].map(xorshift);
+            let mut acc = 0u64;
+            for _ in 0..iters / 2 {
+                for l in &mut lanes {
+                    acc ^= l();
+                }
+            }
+            acc
+        })
+        .sum()
+}
+
+/// One thread's streaming read of `mask` (an OR of every byte).
+fn read_all(mask: &[u8]) -> u64 {
+    mask.chunks_exact(64)
+        .map(|c| c.chunks_exact(8).fold(0u64, |a, w| a | u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]))))
+        .fold(0, |a, b| a | b)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
+    const ROUNDS: usize = 9;
+    let pool = |t| rayon::ThreadPoolBuilder::new().num_threads(t).build().expect("thread pool");
+    let (one, two) = (pool(1), pool(2));
+    let c = Connectivity::TwentySix;
+    let time = |f: &mut dyn FnMut()| {
+        let s = Instant::now();
+        f();
+        s.elapsed().as_secs_f64() * 1e3
+    };
+    let zero = &volumes.iter().find(|v| v.0 == "all-zero").expect("all-zero volume").1;
+    let (mut read, mut label_zero) = (Vec::new(), Vec::new());
+    let mut alu_ratio = Vec::new();
+    let mut label_ratio = vec![Vec::new(); volumes.len()];
+    let mut relative = vec![Vec::new(); volumes.len()];
+    println!("{}×{}×{}, 26-connectivity, {ROUNDS} interleaved rounds", shape[0], shape[1], shape[2]);
+    println!("| round | ALU 1→2 threads | {} |", volumes.iter().map(|v| v.0).collect::<Vec<_>>().join(" | "));
+    println!("|---|---|{}", "---|".repeat(volumes.len()));
+    for round in 0..ROUNDS {
+        read.push(one.install(|| time(&mut || {
+            std::hint::black_box(read_all(zero));
+        })));
+        label_zero.push(one.install(|| time(&mut || drop(label_cpu(zero, shape, c)))));
+        let a1 = one.install(|| time(&mut || {
+            std::hint::black_box(alu(40_000_000));
+        }));
+        let a2 = two.install(|| time(&mut || {
+            std::hint::black_box(alu(40_000_000));
+        }));
+        alu_ratio.push(a1 / a2);
+        let mut cells = Vec::new();
+        for (v, (_, mask)) in volumes.iter().enumerate() {
+            let l1 = one.install(|| time(&mut || drop(label_cpu(mask, shape, c))));
+            let l2 = two.install(|| time(&mut || drop(label_cpu(mask, shape, c))));
+            label_ratio[v].push(l1 / l2);
+            relative[v].push(l1 / l2 / (a1 / a2));
+            cells.push(format!("{:.2}", l1 / l2));
+        }
+        println!("| {round} | {:.2} | {} |", a1 / a2, cells.join(" | "));
+    }
+    let fmt = |v: &[f64]| format!("{:.2}", median(v.to_vec()));
+    println!(
+        "| median | {} | {} |",
+        fmt(&alu_ratio),
+        label_ratio.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
+    );
+    println!(
+        "| median of (label ÷ ALU) | 1 | {} |",
+        relative.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
+    );
+    let (r, l) = (median(read), median(label_zero));
+    println!(
+        "\nOne thread: reading the all-zero mask {r:.1} ms, labelling it {l:.1} ms ({:.2} × the read).",
+        l / r
+    );
+    // The same volume as the reader returns it: written to a file and read back.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("zero.nii.gz");
+    let geometry = lesioneval::io::Geometry::new(shape, [1.0; 3]);
+    let header = lesioneval::io::Header::from_geometry(&geometry);
+    lesioneval::io::write_labels(&path, &vec![0u32; zero.len()], 0, &header, &geometry).expect("write zero.nii.gz");
+    let read_back = lesioneval::io::read_mask(&path).expect("read zero.nii.gz").data;
+    let from_file = median((0..ROUNDS).map(|_| one.install(|| time(&mut || drop(label_cpu(&read_back, shape, c))))).collect());
+    println!("Labelling it as lesioneval's reader returns it (empty pages on the zero page): {from_file:.1} ms.");
+}
+
 fn main() {
     let n: usize = std::env::var("LABEL_BENCH_N")
         .ok()
@@ -130,6 +236,9 @@ fn main() {
         ("all-zero", resident_zeros(n * n * n)),
         ("all-one", vec![1u8; n * n * n]),
     ];
+    if std::env::var("LABEL_BENCH_FLOORS").is_ok() {
+        return floors(&volumes, shape);
+    }
     if std::env::var("LABEL_BENCH_RECYCLE").is_ok() {
         let c = Connectivity::TwentySix;
         println!(
