@@ -145,7 +145,10 @@ fn alu(iters: usize) -> u64 {
 /// One thread's streaming read of `mask` (an OR of every byte).
 fn read_all(mask: &[u8]) -> u64 {
     mask.chunks_exact(64)
-        .map(|c| c.chunks_exact(8).fold(0u64, |a, w| a | u64::from_ne_bytes(w.try_into().unwrap_or([0; 8]))))
+        .map(|c| {
+            c.chunks_exact(8)
+                .fold(0u64, |a, w| a | u64::from_ne_bytes(w.try_into().unwrap_or([0; 8])))
+        })
         .fold(0, |a, b| a | b)
 }
 
@@ -156,7 +159,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
     const ROUNDS: usize = 9;
-    let pool = |t| rayon::ThreadPoolBuilder::new().num_threads(t).build().expect("thread pool");
+    let pool = |t| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .expect("thread pool")
+    };
     let (one, two) = (pool(1), pool(2));
     let c = Connectivity::TwentySix;
     let time = |f: &mut dyn FnMut()| {
@@ -169,20 +177,32 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
     let mut alu_ratio = Vec::new();
     let mut label_ratio = vec![Vec::new(); volumes.len()];
     let mut relative = vec![Vec::new(); volumes.len()];
-    println!("{}×{}×{}, 26-connectivity, {ROUNDS} interleaved rounds", shape[0], shape[1], shape[2]);
-    println!("| round | ALU 1→2 threads | {} |", volumes.iter().map(|v| v.0).collect::<Vec<_>>().join(" | "));
+    println!(
+        "{}×{}×{}, 26-connectivity, {ROUNDS} interleaved rounds",
+        shape[0], shape[1], shape[2]
+    );
+    println!(
+        "| round | ALU 1→2 threads | {} |",
+        volumes.iter().map(|v| v.0).collect::<Vec<_>>().join(" | ")
+    );
     println!("|---|---|{}", "---|".repeat(volumes.len()));
     for round in 0..ROUNDS {
-        read.push(one.install(|| time(&mut || {
-            std::hint::black_box(read_all(zero));
-        })));
+        read.push(one.install(|| {
+            time(&mut || {
+                std::hint::black_box(read_all(zero));
+            })
+        }));
         label_zero.push(one.install(|| time(&mut || drop(label_cpu(zero, shape, c)))));
-        let a1 = one.install(|| time(&mut || {
-            std::hint::black_box(alu(40_000_000));
-        }));
-        let a2 = two.install(|| time(&mut || {
-            std::hint::black_box(alu(40_000_000));
-        }));
+        let a1 = one.install(|| {
+            time(&mut || {
+                std::hint::black_box(alu(40_000_000));
+            })
+        });
+        let a2 = two.install(|| {
+            time(&mut || {
+                std::hint::black_box(alu(40_000_000));
+            })
+        });
         alu_ratio.push(a1 / a2);
         let mut cells = Vec::new();
         for (v, (_, mask)) in volumes.iter().enumerate() {
@@ -216,7 +236,11 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
     let header = lesioneval::io::Header::from_geometry(&geometry);
     lesioneval::io::write_labels(&path, &vec![0u32; zero.len()], 0, &header, &geometry).expect("write zero.nii.gz");
     let read_back = lesioneval::io::read_mask(&path).expect("read zero.nii.gz").data;
-    let from_file = median((0..ROUNDS).map(|_| one.install(|| time(&mut || drop(label_cpu(&read_back, shape, c))))).collect());
+    let from_file = median(
+        (0..ROUNDS)
+            .map(|_| one.install(|| time(&mut || drop(label_cpu(&read_back, shape, c)))))
+            .collect(),
+    );
     println!("Labelling it as lesioneval's reader returns it (empty pages on the zero page): {from_file:.1} ms.");
 }
 

@@ -103,14 +103,47 @@ fn masks_of_many_pages_read_the_same_in_every_dtype() {
         .map(|i| matches!(i, 0 | 4095 | 4096 | 8191 | 9000..=9040) || i % 4099 == 7 || i + 1 == n)
         .collect();
     // Background is 0 (and -0.0 for floats, which is background too).
-    let pick = |i: usize, on: f64| if fg[i] { on } else if i % 3 == 0 { -0.0 } else { 0.0 };
+    let pick = |i: usize, on: f64| {
+        if fg[i] {
+            on
+        } else if i.is_multiple_of(3) {
+            -0.0
+        } else {
+            0.0
+        }
+    };
     let cases: Vec<(&str, i16, i16, Vec<u8>)> = vec![
         ("uint8", 2, 8, (0..n).map(|i| pick(i, 200.0) as u8).collect()),
-        ("int16", 4, 16, (0..n).flat_map(|i| (pick(i, -2.0) as i16).to_le_bytes()).collect()),
-        ("uint32", 768, 32, (0..n).flat_map(|i| (pick(i, 65536.0) as u32).to_le_bytes()).collect()),
-        ("int64", 1024, 64, (0..n).flat_map(|i| (pick(i, -1.0) as i64).to_le_bytes()).collect()),
-        ("float32", 16, 32, (0..n).flat_map(|i| (pick(i, 1e-30) as f32).to_le_bytes()).collect()),
-        ("float64", 64, 64, (0..n).flat_map(|i| pick(i, -0.25).to_le_bytes()).collect()),
+        (
+            "int16",
+            4,
+            16,
+            (0..n).flat_map(|i| (pick(i, -2.0) as i16).to_le_bytes()).collect(),
+        ),
+        (
+            "uint32",
+            768,
+            32,
+            (0..n).flat_map(|i| (pick(i, 65536.0) as u32).to_le_bytes()).collect(),
+        ),
+        (
+            "int64",
+            1024,
+            64,
+            (0..n).flat_map(|i| (pick(i, -1.0) as i64).to_le_bytes()).collect(),
+        ),
+        (
+            "float32",
+            16,
+            32,
+            (0..n).flat_map(|i| (pick(i, 1e-30) as f32).to_le_bytes()).collect(),
+        ),
+        (
+            "float64",
+            64,
+            64,
+            (0..n).flat_map(|i| pick(i, -0.25).to_le_bytes()).collect(),
+        ),
     ];
     let want: Vec<u8> = fg.iter().map(|&f| u8::from(f)).collect();
     let d = tempfile::tempdir().unwrap();

@@ -138,7 +138,9 @@ pub(super) fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
                         end.reserve_exact(cap - end.len());
                     }
                 }
-                let piece = piece.min(start.capacity() - start.len()).min(end.capacity() - end.len());
+                let piece = piece
+                    .min(start.capacity() - start.len())
+                    .min(end.capacity() - end.len());
                 map_spare(&mut start, piece);
                 map_spare(&mut end, piece);
                 mapped_to = (start.len() + MAP_PIECE_RUNS).min(start.capacity());
