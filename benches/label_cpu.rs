@@ -75,15 +75,15 @@ fn resident_zeros(n: usize) -> Vec<u8> {
 }
 
 fn median_ms(repeat: usize, mut f: impl FnMut()) -> f64 {
-    let mut t: Vec<f64> = (0..repeat)
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed().as_secs_f64() * 1e3
-        })
-        .collect();
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
+    median(
+        (0..repeat)
+            .map(|_| {
+                let s = Instant::now();
+                f();
+                s.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
 }
 
 /// Peak resident set size of this process so far, in bytes (0 where /proc is missing).
