@@ -575,7 +575,8 @@ fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: Ma
 fn map_spare(v: &mut Vec<u32>, extra: usize) {
     v.reserve(extra);
     let spare = &mut v.spare_capacity_mut()[..extra];
-    populate(spare.as_mut_ptr().cast(), std::mem::size_of_val(spare));
+    let len = std::mem::size_of_val(spare);
+    pages::advise(spare.as_ptr().cast(), len, pages::PAGE, Advice::PopulateWrite);
 }
 
 /// `vec![value; n]`, with large tables mapped piece by piece just before they
@@ -602,13 +603,12 @@ fn filled(n: usize, value: u32) -> Vec<u32> {
 /// on kernels before 5.14 or other systems this does nothing and the faults
 /// happen as before.
 fn prefault(out: &mut [u32]) {
-    populate(out.as_mut_ptr().cast(), std::mem::size_of_val(out));
-}
-
-/// `MADV_POPULATE_WRITE` on the whole pages within `len` bytes from `addr`,
-/// which must lie in one allocation the caller holds mutably.
-fn populate(addr: *mut u8, len: usize) {
-    pages::advise(addr, len, pages::PAGE, Advice::PopulateWrite);
+    pages::advise(
+        out.as_ptr().cast(),
+        std::mem::size_of_val(out),
+        pages::PAGE,
+        Advice::PopulateWrite,
+    );
 }
 
 /// Most runs per row for a row to count as solid in [`advise_solid`].
