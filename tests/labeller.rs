@@ -161,9 +161,10 @@ fn rootlets_component_counts() {
 
 /// A label volume of 32 MiB or more is fresh memory, whose pages the CPU writer maps ahead of its
 /// writes: whole pieces where most rows hold foreground, and stretches of consecutive foreground
-/// rows elsewhere (widened to whole pages, clamped at the volume's end). Known boxes, one of them
-/// filling whole planes and one ending at the last voxel, must come out with exact labels and
-/// statistics whatever the slab split.
+/// rows elsewhere (widened to whole pages, clamped at the volume's end); 2 MiB regions that are
+/// solid or have a quarter of their pages under lesions get huge pages. Known boxes, one of them
+/// filling whole planes, one covering 39 % of the rows of 14 planes, and one ending at the last
+/// voxel, must come out with exact labels and statistics whatever the slab split.
 #[test]
 fn large_sparse_volume_with_known_boxes() {
     let shape = [256usize, 256, 130];
@@ -172,6 +173,7 @@ fn large_sparse_volume_with_known_boxes() {
     let boxes = [
         ([5, 20], [10, 40], [2, 5]),
         ([100, 103], [100, 101], [2, 3]),
+        ([0, 200], [0, 100], [10, 24]),
         ([0, 10], [0, 256], [50, 80]),
         ([250, 256], [200, 256], [100, 130]),
         ([0, 1], [0, 5], [129, 130]),

@@ -74,7 +74,8 @@
 //!    large volume also each stretch of consecutive foreground rows (a
 //!    lesion's cross-section) — one `madvise` call instead of a page fault
 //!    per 4 KiB; 2 MiB regions made of solid rows (whole planes of
-//!    foreground) are asked for huge pages first. A row of
+//!    foreground) or with at least a quarter of their pages under lesions are
+//!    asked for huge pages first (one fault instead of 128–512). A row of
 //!    many runs (noise) that all got one label is written with one
 //!    vectorised select over the row's mask instead. Lesion
 //!    statistics are added in the same pass, once per group of consecutive
@@ -611,7 +612,7 @@ fn prefault(out: &mut [u32]) {
     );
 }
 
-/// Most runs per row for a row to count as solid in [`advise_solid`].
+/// Most runs per row for a row to count as solid in [`advise_huge`].
 const SOLID_ROW_RUNS: usize = 2;
 
 /// Whether row `r` is solid: one or two runs covering at least 7/8 of it.
@@ -621,18 +622,62 @@ fn solid_row(runs: &Runs, r: usize, nx: usize) -> bool {
         && 8 * span.map(|i| (runs.end[i] - runs.start[i]) as usize).sum::<usize>() >= 7 * nx
 }
 
-/// Asks the kernel for huge pages (`MADV_HUGEPAGE`) on every 2 MiB-aligned
-/// region of a fresh slab output `out` whose rows are all solid
-/// ([`solid_row`]: whole planes of foreground, as in all-one volumes or body
-/// masks). Writing such a row is a fill, so 512 page faults per 2 MiB were
-/// most of the cost; one huge-page fault replaces them (all-one 512³:
-/// 2.5–3× faster). At least 7/8 of such a region is written anyway, so it
-/// adds at most an eighth of its size in memory. Noisy regions are left
-/// alone although they too are written whole: there the labelling work
-/// dwarfs the faults, and zeroing 2 MiB at a time out of cache made dense
-/// noise ~30 % slower (docs/benchmarks.md). An advice the kernel does not
-/// follow (THP off) changes nothing; the bytes written are the same either way.
-fn advise_solid(runs: &Runs, out: &mut [u32], nx: usize) {
+/// A 2 MiB region of a fresh label volume gets a huge page when at least this
+/// many of its 512 base pages would be written (see [`advise_huge`]).
+const HUGE_MIN_PAGES: usize = (pages::HUGE_PAGE / pages::PAGE) / 4;
+
+/// Number of distinct [`pages::PAGE`]-sized pages in `region` (addresses)
+/// that the runs of rows `rows` write into, for a label volume starting at
+/// address `base` with rows of `nx` labels. Each busy row is counted from its
+/// first run's start to its last run's end, which is exact for every page a
+/// row of lesions touches and at most over-counts the gaps between its runs.
+fn touched_pages(
+    runs: &Runs,
+    nx: usize,
+    base: usize,
+    rows: std::ops::Range<usize>,
+    region: std::ops::Range<usize>,
+) -> usize {
+    let mut count = 0;
+    let mut next_page = 0; // pages below this one are counted already
+    for r in rows.filter(|&r| runs.busy(r)) {
+        let (a, b) = (runs.row_ptr[r] as usize, runs.row_ptr[r + 1] as usize);
+        let lo = (base + (r * nx + runs.start[a] as usize) * 4).max(region.start);
+        let hi = (base + (r * nx + runs.end[b - 1] as usize) * 4).min(region.end);
+        if lo >= hi {
+            continue;
+        }
+        let first = (lo / pages::PAGE).max(next_page);
+        let last = (hi - 1) / pages::PAGE;
+        if last >= first {
+            count += last + 1 - first;
+            next_page = last + 1;
+        }
+    }
+    count
+}
+
+/// Asks the kernel for huge pages (`MADV_HUGEPAGE`) on the 2 MiB-aligned
+/// regions of a fresh slab output `out` that the write will fill mostly:
+/// - regions whose rows are all solid ([`solid_row`]: whole planes of
+///   foreground, as in all-one volumes or body masks), where writing a row is
+///   a fill and 512 page faults per 2 MiB were most of the cost (all-one 512³:
+///   2.5–3× faster);
+/// - regions of lesions dense in pages: at least a quarter of the region's
+///   base pages written (a 192×192×160 mask of 1.3 % blobs writes 37–56 % of
+///   them). A fault costs ~3 µs on the VMs measured, zeroing a 4 KiB page
+///   about a fifth of that, so from about a quarter one huge-page fault is
+///   cheaper than the small ones; it makes at most four times the written
+///   pages resident, never more than the volume's size.
+///
+/// Regions where most rows hold foreground but are not solid (dense noise) are
+/// left to [`map_chunk`]'s piece-by-piece mapping: there the labelling work
+/// dwarfs the faults, and zeroing 2 MiB at a time made dense noise ~30 %
+/// slower (docs/benchmarks.md). On memory that is already mapped (heap memory
+/// `calloc` has cleared) the advice changes nothing until the pages are given
+/// back; where the kernel does not follow it (THP off) nothing changes either.
+/// The bytes written are the same in every case.
+fn advise_huge(runs: &Runs, out: &mut [u32], nx: usize) {
     let rows = out.len() / nx;
     let base = out.as_mut_ptr() as usize;
     let end = base + std::mem::size_of_val(out);
@@ -641,7 +686,13 @@ fn advise_solid(runs: &Runs, out: &mut [u32], nx: usize) {
         // The rows overlapping [a, a + 2 MiB), in the slab's row numbering.
         let r0 = (a - base) / 4 / nx;
         let r1 = ((a + pages::HUGE_PAGE - base) / 4).div_ceil(nx).min(rows);
-        if (r0..r1).all(|r| solid_row(runs, r, nx)) {
+        let huge = if (r0..r1).all(|r| solid_row(runs, r, nx)) {
+            true
+        } else {
+            !dense_rows(runs, r0..r1)
+                && touched_pages(runs, nx, base, r0..r1, a..a + pages::HUGE_PAGE) >= HUGE_MIN_PAGES
+        };
+        if huge {
             pages::advise(a as *const u8, pages::HUGE_PAGE, pages::HUGE_PAGE, Advice::HugePage);
         }
         a += pages::HUGE_PAGE;
@@ -946,9 +997,8 @@ fn write_slab<const STATS: bool>(
         };
         stats.add_row_group(g.start, g.end, g.voxels, g.x_sum, y, z);
     };
-    // Only a fresh mapping from the OS: heap memory `calloc` cleared is mapped already.
-    if map_ahead == MapAhead::Touched {
-        advise_solid(runs, out, nx);
+    if map_ahead != MapAhead::Nothing {
+        advise_huge(runs, out, nx);
     }
     let mut row_labels: Vec<u32> = Vec::new();
     let chunk_rows = (MAP_PIECE_BYTES / (4 * nx)).max(1);
@@ -1072,7 +1122,7 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
 
 #[cfg(test)]
 mod tests {
-    use super::{fg_bits64, find_runs, solid_row};
+    use super::{fg_bits64, find_runs, solid_row, touched_pages};
 
     /// The run lists grow by projection from the density seen so far; a
     /// density that rises down the volume (empty, then sparse, then noise)
@@ -1138,6 +1188,53 @@ mod tests {
         let runs = find_runs(&mask, nx, rows.len());
         for (r, (_, solid)) in rows.iter().enumerate() {
             assert_eq!(solid_row(&runs, r, nx), *solid, "row {r}");
+        }
+    }
+
+    /// The page count behind the huge-page decision, against a set of the
+    /// pages each busy row's extent covers: rows shorter and longer than a
+    /// page, a volume that does not start on a page, windows cutting rows.
+    #[test]
+    fn touched_pages_counts_each_page_under_a_row_extent_once() {
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s
+        };
+        for nx in [7, 192, 1000, 3000] {
+            let rows = 200;
+            let mut mask = vec![0u8; nx * rows];
+            for r in 0..rows {
+                if next() % 3 == 0 {
+                    let a = (next() % nx as u64) as usize;
+                    let b = a + 1 + (next() % (nx - a) as u64) as usize;
+                    mask[r * nx + a..r * nx + b].fill(1);
+                    if next() % 2 == 0 {
+                        let c = (next() % nx as u64) as usize;
+                        mask[r * nx + c] = 1;
+                    }
+                }
+            }
+            let runs = find_runs(&mask, nx, rows);
+            let base = 3 * 4096 + 16;
+            let end = base + 4 * nx * rows;
+            for region in [base..end, base + 5000..base + 40_000, 4096 * 5..4096 * 9] {
+                let mut want = std::collections::BTreeSet::new();
+                for r in 0..rows {
+                    let row = &mask[r * nx..(r + 1) * nx];
+                    let (Some(a), Some(b)) = (row.iter().position(|&v| v != 0), row.iter().rposition(|&v| v != 0))
+                    else {
+                        continue;
+                    };
+                    for byte in (base + 4 * (r * nx + a)..base + 4 * (r * nx + b + 1)).filter(|x| region.contains(x)) {
+                        want.insert(byte / 4096);
+                    }
+                }
+                let got = touched_pages(&runs, nx, base, 0..rows, region.clone());
+                assert_eq!(got, want.len(), "nx {nx}, region {region:?}");
+            }
         }
     }
 
