@@ -521,6 +521,8 @@ const MAP_STRETCH_BYTES: usize = 8 << 10;
 const FROM_OS_BYTES: usize = 32 << 20;
 
 /// Which pages of a label volume the write asks the kernel to map ahead.
+/// Unless `Nothing`, regions [`advise_huge`] picks are also given huge pages
+/// (harmless on heap memory that is mapped already).
 #[derive(Clone, Copy, PartialEq)]
 enum MapAhead {
     /// None: the volume is already mapped (recycled).
