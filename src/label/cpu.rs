@@ -680,6 +680,9 @@ fn touched_pages(
 /// back; where the kernel does not follow it (THP off) nothing changes either.
 /// The bytes written are the same in every case.
 fn advise_huge(runs: &Runs, out: &mut [u32], nx: usize) {
+    if runs.start.is_empty() {
+        return; // nothing will be written (an empty mask: no pass over its rows)
+    }
     let rows = out.len() / nx;
     let base = out.as_mut_ptr() as usize;
     let end = base + std::mem::size_of_val(out);
@@ -688,11 +691,11 @@ fn advise_huge(runs: &Runs, out: &mut [u32], nx: usize) {
         // The rows overlapping [a, a + 2 MiB), in the slab's row numbering.
         let r0 = (a - base) / 4 / nx;
         let r1 = ((a + pages::HUGE_PAGE - base) / 4).div_ceil(nx).min(rows);
-        let huge = if (r0..r1).all(|r| solid_row(runs, r, nx)) {
-            true
+        // Solid rows are busy, so a solid region is among the dense ones.
+        let huge = if dense_rows(runs, r0..r1) {
+            (r0..r1).all(|r| solid_row(runs, r, nx))
         } else {
-            !dense_rows(runs, r0..r1)
-                && touched_pages(runs, nx, base, r0..r1, a..a + pages::HUGE_PAGE) >= HUGE_MIN_PAGES
+            touched_pages(runs, nx, base, r0..r1, a..a + pages::HUGE_PAGE) >= HUGE_MIN_PAGES
         };
         if huge {
             pages::advise(a as *const u8, pages::HUGE_PAGE, pages::HUGE_PAGE, Advice::HugePage);
