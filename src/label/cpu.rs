@@ -667,10 +667,12 @@ fn touched_pages(
 ///   2.5–3× faster);
 /// - regions of lesions dense in pages: at least a quarter of the region's
 ///   base pages written (a 192×192×160 mask of 1.3 % blobs writes 37–56 % of
-///   them). A fault costs ~3 µs on the VMs measured, zeroing a 4 KiB page
+///   them). A fault costs ~3 µs on the dev VM, zeroing a 4 KiB page
 ///   about a fifth of that, so from about a quarter one huge-page fault is
 ///   cheaper than the small ones; it makes at most four times the written
-///   pages resident, never more than the volume's size.
+///   pages resident, never more than the volume's size. (On a VM that hands
+///   free 2 MiB blocks back to its host, a huge page can instead cost a host
+///   fault per 4 KiB; measured in docs/benchmarks.md, "Eighth session".)
 ///
 /// Regions where most rows hold foreground but are not solid (dense noise) are
 /// left to [`map_chunk`]'s piece-by-piece mapping: there the labelling work
