@@ -33,7 +33,7 @@ pub(crate) enum Advice {
 pub(crate) fn advise(addr: *const u8, len: usize, align: usize, advice: Advice) {
     #[cfg(target_os = "linux")]
     {
-        let (addr, len) = (addr as usize, len);
+        let addr = addr as usize;
         let start = addr.next_multiple_of(align);
         let end = (addr + len) / align * align;
         if end > start {

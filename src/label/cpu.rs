@@ -1131,6 +1131,14 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
 mod tests {
     use super::{fg_bits64, find_runs, solid_row, touched_pages};
 
+    /// The tests' pseudo-random numbers (xorshift64).
+    fn xorshift(s: &mut u64) -> u64 {
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        *s
+    }
+
     /// The run lists grow by projection from the density seen so far; a
     /// density that rises down the volume (empty, then sparse, then noise)
     /// must still give exactly the runs of a plain per-row scan.
@@ -1140,15 +1148,13 @@ mod tests {
         let mut s = 0x2545_f491_4f6c_dd1du64;
         let mask: Vec<u8> = (0..nx * rows)
             .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
+                let v = xorshift(&mut s);
                 let per_mille = match i / nx {
                     r if r < 500 => 0,
                     r if r < 1500 => 5,
                     _ => 500,
                 };
-                u8::from(s % 1000 < per_mille)
+                u8::from(v % 1000 < per_mille)
             })
             .collect();
         let runs = find_runs(&mask, nx, rows);
@@ -1204,12 +1210,7 @@ mod tests {
     #[test]
     fn touched_pages_counts_each_page_under_a_row_extent_once() {
         let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            s
-        };
+        let mut next = move || xorshift(&mut s);
         for nx in [7, 192, 1000, 3000] {
             let rows = 200;
             let mut mask = vec![0u8; nx * rows];
@@ -1261,10 +1262,8 @@ mod tests {
         for _ in 0..10_000 {
             let mut c = [0u8; 64];
             for v in &mut c {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                *v = if s & 3 == 0 { 0 } else { (s >> 40) as u8 };
+                let r = xorshift(&mut s);
+                *v = if r & 3 == 0 { 0 } else { (r >> 40) as u8 };
             }
             assert_eq!(fg_bits64(&c), naive(&c));
         }
