@@ -75,7 +75,9 @@
 //!    lesion's cross-section) — one `madvise` call instead of a page fault
 //!    per 4 KiB; 2 MiB regions made of solid rows (whole planes of
 //!    foreground) or with at least a quarter of their pages under lesions are
-//!    asked for huge pages first (one fault instead of 128–512). A row of
+//!    asked for huge pages first (one fault instead of 128–512), all on one
+//!    thread before the parallel write (that advice takes the mmap lock for
+//!    writing, so from the write threads it stalled their mapping). A row of
 //!    many runs (noise) that all got one label is written with one
 //!    vectorised select over the row's mask instead. Lesion
 //!    statistics are added in the same pass, once per group of consecutive
@@ -463,10 +465,13 @@ fn label_slabs<const STATS: bool>(
         None if 4 * n >= FROM_OS_BYTES => MapAhead::Touched,
         None => MapAhead::Dense,
     };
+    let voxel_bounds: Vec<usize> = bounds.iter().map(|b| b.0 * plane).chain([n]).collect();
     let mut labels = zeroed.unwrap_or_else(|| vec![0u32; n]);
+    if map_ahead != MapAhead::Nothing {
+        advise_huge(&work, &mut labels, &voxel_bounds, nx);
+    }
     let mut lesions = vec![LesionStats::new(); next as usize];
     let lesion_bounds: Vec<usize> = first.iter().map(|&l| l as usize - 1).collect();
-    let voxel_bounds: Vec<usize> = bounds.iter().map(|b| b.0 * plane).chain([n]).collect();
     let final_label = &uf;
     let foreign: Vec<Vec<(u32, LesionStats)>> = split_mut(&mut labels, &voxel_bounds)
         .into_par_iter()
@@ -614,7 +619,7 @@ fn prefault(out: &mut [u32]) {
     );
 }
 
-/// Most runs per row for a row to count as solid in [`advise_huge`].
+/// Most runs per row for a row to count as solid in [`huge_regions`].
 const SOLID_ROW_RUNS: usize = 2;
 
 /// Whether row `r` is solid: one or two runs covering at least 7/8 of it.
@@ -625,7 +630,7 @@ fn solid_row(runs: &Runs, r: usize, nx: usize) -> bool {
 }
 
 /// A 2 MiB region of a fresh label volume gets a huge page when at least this
-/// many of its 512 base pages would be written (see [`advise_huge`]).
+/// many of its 512 base pages would be written (see [`huge_regions`]).
 const HUGE_MIN_PAGES: usize = (pages::HUGE_PAGE / pages::PAGE) / 4;
 
 /// Number of distinct [`pages::PAGE`]-sized pages in `region` (addresses)
@@ -660,7 +665,37 @@ fn touched_pages(
 }
 
 /// Asks the kernel for huge pages (`MADV_HUGEPAGE`) on the 2 MiB-aligned
-/// regions of a fresh slab output `out` that the write will fill mostly:
+/// regions of a fresh label volume `labels` that the write will fill mostly
+/// (picked by [`huge_regions`]; adjacent ones in one call). `work[s]` holds
+/// the runs of voxels `voxel_bounds[s]..voxel_bounds[s + 1]`.
+///
+/// Called once, before the parallel write, on one thread: `MADV_HUGEPAGE`
+/// changes the mapping and so takes the process's mmap lock for writing,
+/// which waits until no other thread is mapping pages ahead (`map_chunk`).
+/// Issued from the write threads themselves, the two threads of a sparse
+/// 512³ mask spent most of their time waiting on each other there.
+fn advise_huge(work: &[Slab], labels: &mut [u32], voxel_bounds: &[usize], nx: usize) {
+    let base = labels.as_mut_ptr() as usize;
+    let mut stretch: Option<(usize, usize)> = None;
+    let flush = |st: Option<(usize, usize)>| {
+        if let Some((a, b)) = st {
+            pages::advise(a as *const u8, b - a, pages::HUGE_PAGE, Advice::HugePage);
+        }
+    };
+    huge_regions(work, voxel_bounds, base, nx, |a| match &mut stretch {
+        Some((_, end)) if *end == a => *end += pages::HUGE_PAGE,
+        _ => {
+            flush(stretch);
+            stretch = Some((a, a + pages::HUGE_PAGE));
+        }
+    });
+    flush(stretch);
+}
+
+/// Calls `pick` with the address of each 2 MiB-aligned region of a fresh
+/// label volume (at address `base`, rows of `nx` labels; `work[s]` holds the
+/// runs of voxels `voxel_bounds[s]..voxel_bounds[s + 1]`) that should be a
+/// huge page, in increasing order:
 /// - regions whose rows are all solid ([`solid_row`]: whole planes of
 ///   foreground, as in all-one volumes or body masks), where writing a row is
 ///   a fill and 512 page faults per 2 MiB were most of the cost (all-one 512³:
@@ -674,6 +709,11 @@ fn touched_pages(
 ///   free 2 MiB blocks back to its host, a huge page can instead cost a host
 ///   fault per 4 KiB; measured in docs/benchmarks.md, "Eighth session".)
 ///
+/// A region may span slabs (a slab of a 192×192×160 volume cut for two
+/// threads is 2.9 MB): its rows are gathered from each slab it overlaps, so
+/// the choice does not depend on how the volume was cut. (A page across a
+/// slab boundary may be counted once per side.)
+///
 /// Regions where most rows hold foreground but are not solid (dense noise) are
 /// left to [`map_chunk`]'s piece-by-piece mapping: there the labelling work
 /// dwarfs the faults, and zeroing 2 MiB at a time made dense noise ~30 %
@@ -681,26 +721,49 @@ fn touched_pages(
 /// `calloc` has cleared) the advice changes nothing until the pages are given
 /// back; where the kernel does not follow it (THP off) nothing changes either.
 /// The bytes written are the same in every case.
-fn advise_huge(runs: &Runs, out: &mut [u32], nx: usize) {
-    if runs.start.is_empty() {
+fn huge_regions(work: &[Slab], voxel_bounds: &[usize], base: usize, nx: usize, mut pick: impl FnMut(usize)) {
+    if work.iter().all(|w| w.runs.start.is_empty()) {
         return; // nothing will be written (an empty mask: no pass over its rows)
     }
-    let rows = out.len() / nx;
-    let base = out.as_mut_ptr() as usize;
-    let end = base + std::mem::size_of_val(out);
+    const HUGE_VOXELS: usize = pages::HUGE_PAGE / 4;
+    let n = voxel_bounds[work.len()];
+    // Each slab's rows overlapping the region: (slab, first row, end row).
+    let mut parts: Vec<(usize, usize, usize)> = Vec::new();
+    let mut first_slab = 0;
     let mut a = base.next_multiple_of(pages::HUGE_PAGE);
-    while a + pages::HUGE_PAGE <= end {
-        // The rows overlapping [a, a + 2 MiB), in the slab's row numbering.
-        let r0 = (a - base) / 4 / nx;
-        let r1 = ((a + pages::HUGE_PAGE - base) / 4).div_ceil(nx).min(rows);
+    while a + pages::HUGE_PAGE <= base + 4 * n {
+        let v0 = (a - base) / 4; // `base` is 4-byte aligned, `a` 2 MiB aligned
+        let v1 = v0 + HUGE_VOXELS;
+        while voxel_bounds[first_slab + 1] <= v0 {
+            first_slab += 1;
+        }
+        parts.clear();
+        let (mut rows, mut busy) = (0, 0);
+        for s in (first_slab..work.len()).take_while(|&s| voxel_bounds[s] < v1) {
+            let (sb, se) = (voxel_bounds[s], voxel_bounds[s + 1]);
+            let (r0, r1) = ((v0.max(sb) - sb) / nx, (v1.min(se) - sb).div_ceil(nx));
+            rows += r1 - r0;
+            let runs = &work[s].runs;
+            if !runs.start.is_empty() {
+                busy += (r0..r1).filter(|&r| runs.busy(r)).count();
+                parts.push((s, r0, r1));
+            }
+        }
         // Solid rows are busy, so a solid region is among the dense ones.
-        let huge = if dense_rows(runs, r0..r1) {
-            (r0..r1).all(|r| solid_row(runs, r, nx))
+        let huge = if 2 * busy > rows {
+            busy == rows
+                && parts
+                    .iter()
+                    .all(|&(s, r0, r1)| (r0..r1).all(|r| solid_row(&work[s].runs, r, nx)))
         } else {
-            touched_pages(runs, nx, base, r0..r1, a..a + pages::HUGE_PAGE) >= HUGE_MIN_PAGES
+            let region = a..a + pages::HUGE_PAGE;
+            let touched = parts.iter().map(|&(s, r0, r1)| {
+                touched_pages(&work[s].runs, nx, base + 4 * voxel_bounds[s], r0..r1, region.clone())
+            });
+            touched.sum::<usize>() >= HUGE_MIN_PAGES
         };
         if huge {
-            pages::advise(a as *const u8, pages::HUGE_PAGE, pages::HUGE_PAGE, Advice::HugePage);
+            pick(a);
         }
         a += pages::HUGE_PAGE;
     }
@@ -1004,9 +1067,6 @@ fn write_slab<const STATS: bool>(
         };
         stats.add_row_group(g.start, g.end, g.voxels, g.x_sum, y, z);
     };
-    if map_ahead != MapAhead::Nothing {
-        advise_huge(runs, out, nx);
-    }
     let mut row_labels: Vec<u32> = Vec::new();
     let chunk_rows = (MAP_PIECE_BYTES / (4 * nx)).max(1);
     let chunks = out.chunks_mut(chunk_rows * nx).zip(mask.chunks(chunk_rows * nx));
@@ -1129,7 +1189,7 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
 
 #[cfg(test)]
 mod tests {
-    use super::{fg_bits64, find_runs, solid_row, touched_pages};
+    use super::{Slab, fg_bits64, find_runs, huge_regions, solid_row, touched_pages};
 
     /// The tests' pseudo-random numbers (xorshift64).
     fn xorshift(s: &mut u64) -> u64 {
@@ -1243,6 +1303,62 @@ mod tests {
                 let got = touched_pages(&runs, nx, base, 0..rows, region.clone());
                 assert_eq!(got, want.len(), "nx {nx}, region {region:?}");
             }
+        }
+    }
+
+    /// The 2 MiB regions picked for huge pages when a 512×512×8 volume
+    /// (8 MiB of labels) is cut into z-slabs at `cuts`, its label volume
+    /// placed at `base` (only addresses are computed), as offsets from 1 GiB.
+    fn picked(mask: &[u8], cuts: &[usize], base: usize) -> Vec<usize> {
+        let (nx, plane) = (512, 512 * 512);
+        let work: Vec<Slab> = cuts
+            .windows(2)
+            .map(|z| {
+                let runs = find_runs(&mask[z[0] * plane..z[1] * plane], nx, (z[1] - z[0]) * 512);
+                Slab {
+                    runs,
+                    label: Vec::new(),
+                    uf: Vec::new(),
+                }
+            })
+            .collect();
+        let voxel_bounds: Vec<usize> = cuts.iter().map(|z| z * plane).collect();
+        let mut got = Vec::new();
+        huge_regions(&work, &voxel_bounds, base, nx, |a| got.push(a - (1 << 30)));
+        got
+    }
+
+    /// Regions across a slab boundary are judged on the rows of both slabs,
+    /// so the pick does not depend on the cut: solid planes, and a region
+    /// whose touched pages lie half in each slab (each half alone is below a
+    /// quarter of the region).
+    #[test]
+    fn huge_regions_do_not_depend_on_the_slab_cut() {
+        const MIB: usize = 1 << 20;
+        let one = vec![1u8; 512 * 512 * 8];
+        for base in [1 << 30, (1 << 30) + 4096] {
+            let all: Vec<usize> = (0..4).map(|k| 2 * k * MIB).filter(|&o| o + (1 << 30) >= base).collect();
+            for cuts in [&[0, 8][..], &[0, 4, 8], &[0, 1, 3, 5, 8]] {
+                assert_eq!(picked(&one, cuts, base), all, "all-one, cuts {cuts:?}, base {base:#x}");
+            }
+        }
+        // One voxel on every other 2 KiB row: a page each, 100 pages either
+        // side of the plane-4 boundary (the middle of the volume, 4 MiB).
+        let mut mask = vec![0u8; 512 * 512 * 8];
+        let mid = 4 * 512;
+        for r in (mid - 200..mid + 200).step_by(2) {
+            mask[r * 512] = 1;
+        }
+        for cuts in [&[0, 8][..], &[0, 4, 8]] {
+            assert_eq!(
+                picked(&mask, cuts, 1 << 30),
+                Vec::<usize>::new(),
+                "aligned: no region gets 128 pages"
+            );
+        }
+        let straddling = (1 << 30) + MIB;
+        for cuts in [&[0, 8][..], &[0, 4, 8], &[0, 2, 4, 6, 8]] {
+            assert_eq!(picked(&mask, cuts, straddling), vec![4 * MIB], "cuts {cuts:?}");
         }
     }
 
