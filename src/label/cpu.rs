@@ -34,11 +34,14 @@
 //!    unioned in a second, predictable loop. (Finding each run's touching
 //!    range by popcount rank queries on per-row bit maps was tried and was
 //!    slower: its variable-length inner loops mispredict as much.)
-//!    When an earlier row's runs all ended with one label (the giant component
-//!    of dense noise) and the current row is noisy, each run instead tests
-//!    that row's foreground bits over its own x range widened by the tolerance:
-//!    one independent test per run instead of a chain of sweep steps, with the
-//!    same unions (only the class of the touched runs matters).
+//!    When earlier rows' runs all ended with one label (the giant component
+//!    of dense noise) and the current row is noisy, only which runs touch
+//!    those rows matters, not which of their runs: their foreground bits,
+//!    widened by the tolerance, are ORed into one mask, and the runs holding
+//!    a bit of it are found a 64-bit word at a time by an addition whose
+//!    carry runs through each such run ([`RowMaps::touched_runs`]). That
+//!    replaced a bit test per run and earlier row (random p=0.5 512³:
+//!    26-conn 1.45 → 0.99 s, 18-conn 1.81 → 1.45 s).
 //!    Otherwise a noisy row and an earlier row that touch only on exact overlap
 //!    (6-conn; 18-conn's diagonals) get their touching pairs from bit maps:
 //!    the pairs are the maximal runs of the two rows' common foreground, and
@@ -782,8 +785,9 @@ fn split_mut<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
 
 const NO_LABEL: u32 = u32::MAX;
 
-/// Rows with at least this many runs (noise) test their runs against a
-/// uniformly labelled earlier row's bit map instead of sweeping its runs.
+/// Rows with at least this many runs (noise) find their runs touching
+/// uniformly labelled earlier rows from bit maps ([`RowMaps::touched_runs`])
+/// instead of sweeping those rows' runs.
 const BIT_TEST_RUNS: usize = 8;
 
 /// Gives every run of one slab (`nz` planes of `ny` rows of `nx` voxels;
@@ -812,6 +816,7 @@ fn union_slab(
     // The one label of every run of a finished row, NO_LABEL if they differ or the row is empty.
     let mut uniform = vec![NO_LABEL; ny * nz];
     let mut maps = RowMaps::new(nx, ny + 2);
+    let mut near = vec![0u64; maps.words];
     for z in 0..nz {
         for y in 0..ny {
             let row = y + ny * z;
@@ -820,6 +825,9 @@ fn union_slab(
                 continue;
             }
             let noisy = span.len() >= BIT_TEST_RUNS;
+            // Earlier rows whose runs all carry one label: (row, tolerance, label).
+            let mut one_label = [(0usize, 0u32, NO_LABEL); 4];
+            let mut n_one = 0;
             for &(dy, dz, tol) in neighbours {
                 let (py, pz) = (y as isize + dy, z as isize + dz);
                 if py < 0 || pz < 0 || py >= ny as isize {
@@ -828,14 +836,8 @@ fn union_slab(
                 let prow = py as usize + ny * pz as usize;
                 let l = uniform[prow];
                 if l != NO_LABEL && noisy {
-                    let slot = maps.build(prow, mask);
-                    let b = maps.slot(slot).0;
-                    for i in span.clone() {
-                        let lo = runs.start[i].saturating_sub(tol) as usize;
-                        if any_bit(b, lo, (runs.end[i] + tol) as usize) {
-                            join(&mut label, &mut uf, i, l);
-                        }
-                    }
+                    one_label[n_one] = (prow, tol, l);
+                    n_one += 1;
                     continue;
                 }
                 let n = if noisy && tol == 0 {
@@ -847,6 +849,21 @@ fn union_slab(
                 for &(i, j) in &pairs[..n] {
                     let lj = label[j as usize];
                     join(&mut label, &mut uf, i as usize, lj);
+                }
+            }
+            // The one-label rows, merged per label (on dense noise all of them
+            // are the giant component): one word-parallel pass over the row.
+            let one_label = &mut one_label[..n_one];
+            while let Some(&(_, _, l)) = one_label.iter().find(|e| e.2 != NO_LABEL) {
+                near.fill(0);
+                for e in one_label.iter_mut().filter(|e| e.2 == l) {
+                    let slot = maps.build(e.0, mask);
+                    widen_into(maps.slot(slot).0, e.1, &mut near);
+                    e.2 = NO_LABEL;
+                }
+                let cur = maps.build(row, mask);
+                for i in maps.touched_runs(cur, &near) {
+                    join(&mut label, &mut uf, span.start + i, l);
                 }
             }
             // Store roots, not whatever label was copied first: later rows
@@ -935,6 +952,33 @@ impl RowMaps {
         (&self.fg[at.clone()], &self.starts[at.clone()], &self.before[at])
     }
 
+    /// Indices (within the row) of the runs of `slot` that hold a bit of
+    /// `near`, in increasing order. Word-parallel: with `t` the row's
+    /// foreground bits that are also in `near`, adding `t` to the row's bits
+    /// `x` carries through each run holding a bit of `t` and lands on the zero
+    /// just past the run's end, so `(x + t) & !x` has one bit per such run and
+    /// none elsewhere (a run without a bit of `t` adds nothing, and the carry
+    /// stops at the first zero). The run ending just below bit `b` is the last
+    /// run starting below `b`: a popcount of run starts.
+    fn touched_runs<'a>(&'a self, slot: usize, near: &'a [u64]) -> impl Iterator<Item = usize> + 'a {
+        let (x, starts, before) = self.slot(slot);
+        let mut carry = false;
+        (0..self.words).flat_map(move |k| {
+            let (sum, c1) = x[k].overflowing_add(x[k] & near[k]);
+            let (sum, c2) = sum.overflowing_add(u64::from(carry));
+            carry = c1 | c2;
+            let mut past_end = sum & !x[k];
+            std::iter::from_fn(move || {
+                if past_end == 0 {
+                    return None;
+                }
+                let below = (1u64 << past_end.trailing_zeros()) - 1;
+                past_end &= past_end - 1;
+                Some((before[k] + (starts[k] & below).count_ones()) as usize - 1)
+            })
+        })
+    }
+
     /// The pairs of runs of two rows (slots `a` and `b`, whose first runs are
     /// `first_a` and `first_b`) that overlap exactly (tolerance 0), written into
     /// `buf`; returns how many. Two such runs overlap on one interval, and the
@@ -981,20 +1025,19 @@ fn row_bits(line: &[u8], bits: &mut [u64]) {
     bits[k + 1..].fill(0);
 }
 
-/// Whether any bit in `lo..hi` is set (`hi` may pass the row by one: those bits are zero).
-#[inline]
-fn any_bit(bits: &[u64], lo: usize, hi: usize) -> bool {
-    let mut at = lo;
-    while at < hi {
-        let len = (hi - at).min(64);
-        let (w, sh) = (at / 64, at % 64);
-        let pair = u128::from(bits[w]) | u128::from(bits[w + 1]) << 64;
-        if (pair >> sh) as u64 & (u64::MAX >> (64 - len)) != 0 {
-            return true;
-        }
-        at += len;
+/// ORs `bits` (a row's foreground, [`RowMaps`] layout), widened by `tol`
+/// (0 or 1) voxels to each side, into `near`.
+fn widen_into(bits: &[u64], tol: u32, near: &mut [u64]) {
+    if tol == 0 {
+        near.iter_mut().zip(bits).for_each(|(n, &b)| *n |= b);
+        return;
     }
-    false
+    let w = bits.len();
+    for k in 0..w {
+        let below = if k > 0 { bits[k - 1] >> 63 } else { 0 };
+        let above = if k + 1 < w { bits[k + 1] << 63 } else { 0 };
+        near[k] |= bits[k] | bits[k] << 1 | below | bits[k] >> 1 | above;
+    }
 }
 
 /// The touching pairs of rows `cur` and `prev` (as [`touching_runs`]) written into `buf`
