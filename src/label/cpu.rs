@@ -85,7 +85,9 @@
 //!    thread before the parallel write (that advice takes the mmap lock for
 //!    writing, so from the write threads it stalled their mapping). A row of
 //!    many runs (noise) that all got one label is written with one
-//!    vectorised select over the row's mask instead. Lesion
+//!    vectorised select over the row's mask instead; one of several labels
+//!    first goes to a scratch row, four labels per run in one store, and is
+//!    then copied by the same select. Lesion
 //!    statistics are added in the same pass, once per group of consecutive
 //!    runs of a row with the same label: a slab owns the statistics of the
 //!    labels it numbered and keeps a small side table for components that
@@ -1137,6 +1139,10 @@ fn write_slab<const STATS: bool>(
         stats.add_row_group(g.start, g.end, g.voxels, g.x_sum, y, z);
     };
     let mut row_labels: Vec<u32> = Vec::new();
+    // A noisy row of several labels is first written here: four labels per
+    // run with one store, past its end (the spare four slots take the last
+    // run's overshoot), then copied where the mask is set.
+    let mut scratch: Vec<u32> = Vec::new();
     let chunk_rows = (MAP_PIECE_BYTES / (4 * nx)).max(1);
     let chunks = out.chunks_mut(chunk_rows * nx).zip(mask.chunks(chunk_rows * nx));
     for (c, (out_chunk, mask_chunk)) in chunks.enumerate() {
@@ -1157,6 +1163,22 @@ fn write_slab<const STATS: bool>(
             if span.len() >= DENSE_ROW_RUNS && row_labels.iter().all(|&l| l == l0) {
                 for (o, &m) in line.iter_mut().zip(mrow) {
                     *o = if m != 0 { l0 } else { 0 };
+                }
+            } else if span.len() >= DENSE_ROW_RUNS {
+                // Runs of one or two voxels: a loop per run would mispredict
+                // its exit about once a run. Each run writes four slots from
+                // its start instead (the next run, or the mask, overwrites
+                // what lies past its end), longer runs fill the rest.
+                scratch.resize(nx + 4, 0);
+                for (r, &l) in span.clone().zip(&row_labels) {
+                    let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
+                    scratch[s..s + 4].copy_from_slice(&[l; 4]);
+                    if e - s > 4 {
+                        scratch[s + 4..e].fill(l);
+                    }
+                }
+                for ((o, &m), &l) in line.iter_mut().zip(mrow).zip(&scratch) {
+                    *o = if m != 0 { l } else { 0 };
                 }
             } else {
                 for (r, &l) in span.clone().zip(&row_labels) {
