@@ -210,7 +210,7 @@ pub enum Operand {
 pub enum Op {
     Conv(Box<ConvSpec>),
     ConvTranspose(Box<ConvTSpec>),
-    /// y = x·scale[c] + shift[c] over axis 1 (BatchNormalization not folded).
+    /// y = x·`scale[c]` + `shift[c]` over axis 1 (BatchNormalization not folded).
     Affine {
         scale: Vec<f32>,
         shift: Vec<f32>,

@@ -140,7 +140,7 @@ pub enum Assignment {
     Greedy,
     /// Hungarian maximising the summed score of qualifying pairs (panoptica's MaxBipartiteMatching).
     MaxScore,
-    /// Anima's (MSSEG) detection test with α, β, γ; see [`anima`].
+    /// Anima's (MSSEG) detection test with α, β, γ (the private `anima` module).
     Anima { alpha: f64, beta: f64, gamma: f64 },
     /// BraTS 2023: GT lesions merged by touching K-fold dilations, a prediction
     /// hits a lesion when it meets its dilation; see [`dilated`].

@@ -284,7 +284,7 @@ pub struct BootstrapCi {
     pub auroc: (f64, f64),
     pub score: (f64, f64),
     pub cpm: (f64, f64),
-    /// False positives per case at which the FROC band is given ([`FROC_BAND_GRID`]).
+    /// False positives per case at which the FROC band is given ([`froc_band_grid`]).
     pub froc_grid: Vec<f64>,
     /// Sensitivity interval at each `froc_grid` rate.
     pub froc_band: Vec<(f64, f64)>,
