@@ -531,10 +531,15 @@ fn label_slabs<const STATS: bool>(
     Components { shape, labels, lesions }
 }
 
+/// How many of rows `rows` hold foreground.
+fn busy_rows(runs: &Runs, rows: std::ops::Range<usize>) -> usize {
+    rows.filter(|&r| runs.busy(r)).count()
+}
+
 /// True when most of rows `rows` hold foreground, so the write will touch
 /// nearly every page of their part of a fresh label volume anyway.
 fn dense_rows(runs: &Runs, rows: std::ops::Range<usize>) -> bool {
-    2 * rows.clone().filter(|&r| runs.busy(r)).count() > rows.len()
+    2 * busy_rows(runs, rows.clone()) > rows.len()
 }
 
 /// A fresh label volume is mapped in pieces of about this size just before
@@ -776,11 +781,12 @@ fn huge_regions(work: &[Slab], voxel_bounds: &[usize], base: usize, nx: usize, m
             rows += r1 - r0;
             let runs = &work[s].runs;
             if !runs.start.is_empty() {
-                busy += (r0..r1).filter(|&r| runs.busy(r)).count();
+                busy += busy_rows(runs, r0..r1);
                 parts.push((s, r0, r1));
             }
         }
-        // Solid rows are busy, so a solid region is among the dense ones.
+        // Solid rows are busy, so a solid region is among the dense ones
+        // (the test of `dense_rows`, over the rows of every slab).
         let huge = if 2 * busy > rows {
             busy == rows
                 && parts
@@ -853,7 +859,8 @@ fn union_slab(
                 continue;
             }
             let noisy = span.len() >= BIT_TEST_RUNS;
-            // Earlier rows whose runs all carry one label: (row, tolerance, label).
+            // Earlier rows whose runs all carry one label: (row, tolerance,
+            // label); at most the four rows of `neighbour_rows`.
             let mut one_label = [(0usize, 0u32, NO_LABEL); 4];
             let mut n_one = 0;
             for &(dy, dz, tol) in neighbours {
