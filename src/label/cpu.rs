@@ -417,7 +417,7 @@ fn label_slabs<const STATS: bool>(
     let neighbours = neighbour_rows(connectivity);
 
     // Steps 2 and 3 per slab.
-    let work: Vec<Slab> = bounds
+    let mut work: Vec<Slab> = bounds
         .par_iter()
         .map(|&(z0, z1)| {
             let runs = find_runs(&mask[z0 * plane..z1 * plane], nx, (z1 - z0) * ny);
@@ -428,14 +428,19 @@ fn label_slabs<const STATS: bool>(
 
     // One union-find over every slab's labels, slab s's shifted by the label
     // counts of the slabs before it so that label order stays raster order.
+    // One slab's table is used as it is; several are copied in parallel into
+    // one in huge pages. (On dense noise the tables hold ~10⁸ bytes: the
+    // serial copy, page faults included, took 4–18 ms of a one-thread run.)
     let mut label_off = Vec::with_capacity(nslabs + 1);
     label_off.push(0usize);
-    let mut uf = Vec::with_capacity(work.iter().map(|w| w.uf.len()).sum());
     for w in &work {
-        let off = uf.len() as u32;
-        uf.extend(w.uf.iter().map(|&p| p + off));
-        label_off.push(uf.len());
+        label_off.push(label_off.last().copied().unwrap_or(0) + w.uf.len());
     }
+    let mut uf = if nslabs == 1 {
+        std::mem::take(&mut work[0].uf)
+    } else {
+        par_filled(&label_off, |s, k| work[s].uf[k] + label_off[s] as u32)
+    };
 
     // Step 4: stitch each slab's first plane to the previous slab's last
     // plane. The touching pairs of every boundary are found in parallel (the
@@ -501,8 +506,9 @@ fn label_slabs<const STATS: bool>(
     if map_ahead != MapAhead::Nothing {
         advise_huge(&work, &mut labels, &voxel_bounds, nx);
     }
-    let mut lesions = vec![LesionStats::new(); next as usize];
     let lesion_bounds: Vec<usize> = first.iter().map(|&l| l as usize - 1).collect();
+    // Dense noise has ~10⁶ components: ~10⁸ bytes of statistics.
+    let mut lesions = par_filled(&lesion_bounds, |_, _| LesionStats::new());
     let final_label = &uf;
     let foreign: Vec<Vec<(u32, LesionStats)>> = split_mut(&mut labels, &voxel_bounds)
         .into_par_iter()
@@ -615,12 +621,55 @@ fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: Ma
     }
 }
 
+/// A vector of `bounds[last]` elements (`bounds` as for [`split_mut`]), the
+/// k-th element of window `s` (`bounds[s]..bounds[s + 1]`) being `value(s, k)`:
+/// in huge pages when large ([`huge_list`]), and filled window by window in
+/// parallel, so that mapping and writing a large table is shared by the
+/// threads instead of done by one between two parallel steps.
+fn par_filled<T: Send>(bounds: &[usize], value: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
+    let n = bounds.last().copied().unwrap_or(0);
+    let mut v = Vec::with_capacity(n);
+    huge_list(&mut v);
+    split_mut(&mut v.spare_capacity_mut()[..n], bounds)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(s, window)| {
+            for (k, slot) in window.iter_mut().enumerate() {
+                slot.write(value(s, k));
+            }
+        });
+    // SAFETY: the windows cover `0..n` (`split_mut`'s contract), and every
+    // element of each was written above.
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// Reserves room for `extra` more elements in `v` and maps that room now.
 fn map_spare(v: &mut Vec<u32>, extra: usize) {
     v.reserve(extra);
     let spare = &mut v.spare_capacity_mut()[..extra];
     let len = std::mem::size_of_val(spare);
     pages::advise(spare.as_ptr().cast(), len, pages::PAGE, Advice::PopulateWrite);
+}
+
+/// Tables at least this large get huge pages ([`huge_list`]).
+const HUGE_LIST_BYTES: usize = 4 * pages::HUGE_PAGE;
+
+/// Asks for huge pages on the spare capacity of a large table that is not
+/// mapped ahead piece by piece (`MADV_HUGEPAGE`; once, right after reserving):
+/// the union-find tables and the statistics, ~10⁸ bytes each on dense noise,
+/// which took a page fault per 4 KiB (~3.7 µs each on the dev VM). Unlike the
+/// label volume's, their pages are all written, front to back, so a huge page
+/// zeroes nothing that is not used; the unused tail of the last one is the
+/// only cost. (The run lists are mapped ahead in pieces instead, while the
+/// kernel's zeroing is still cached; huge pages did not help them,
+/// docs/benchmarks.md, "Tenth session".)
+fn huge_list<T>(v: &mut Vec<T>) {
+    let spare = v.spare_capacity_mut();
+    let len = std::mem::size_of_val(spare);
+    if len >= HUGE_LIST_BYTES {
+        pages::advise(spare.as_ptr().cast(), len, pages::HUGE_PAGE, Advice::HugePage);
+    }
 }
 
 /// `vec![value; n]`, with large tables mapped piece by piece just before they
@@ -845,7 +894,10 @@ fn union_slab(
     neighbours: &[(isize, isize, u32)],
 ) -> (Vec<u32>, Vec<u32>) {
     let mut label = filled(runs.start.len(), NO_LABEL);
-    let mut uf: Vec<u32> = Vec::new();
+    // A run opens at most one label, so the table never outgrows this (an
+    // unused reservation costs no memory) and is never copied to grow.
+    let mut uf: Vec<u32> = Vec::with_capacity(runs.start.len());
+    huge_list(&mut uf);
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     // The one label of every run of a finished row, NO_LABEL if they differ or the row is empty.
     let mut uniform = vec![NO_LABEL; ny * nz];
