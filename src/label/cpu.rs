@@ -1339,7 +1339,7 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
 
 #[cfg(test)]
 mod tests {
-    use super::{Slab, fg_bits64, find_runs, huge_regions, solid_row, touched_pages};
+    use super::{HUGE_LIST_BYTES, Slab, fg_bits64, find_runs, huge_regions, par_filled, solid_row, touched_pages};
 
     /// The tests' pseudo-random numbers (xorshift64).
     fn xorshift(s: &mut u64) -> u64 {
@@ -1510,6 +1510,22 @@ mod tests {
         for cuts in [&[0, 8][..], &[0, 4, 8], &[0, 2, 4, 6, 8]] {
             assert_eq!(picked(&mask, cuts, straddling), vec![4 * MIB], "cuts {cuts:?}");
         }
+    }
+
+    /// Windows of any length, empty ones included, get their own values in
+    /// order, also for a table large enough to be advised huge pages.
+    #[test]
+    fn par_filled_fills_each_window_in_order() {
+        let bounds = [0, 0, 3, 3, 7];
+        let v = par_filled(&bounds, |s, k| (s * 100 + k) as u32);
+        assert_eq!(v, [100, 101, 102, 300, 301, 302, 303]);
+        let n = 3 * HUGE_LIST_BYTES / 4;
+        let big = par_filled(
+            &[0, n / 3, n],
+            |s, k| if s == 0 { k as u32 } else { (n / 3 + k) as u32 },
+        );
+        assert!(big.iter().enumerate().all(|(i, &x)| x == i as u32));
+        assert!(par_filled(&[0], |_, _| 0u32).is_empty());
     }
 
     /// The SWAR bit gather against the obvious per-byte loop: every byte value
