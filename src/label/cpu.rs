@@ -431,10 +431,9 @@ fn label_slabs<const STATS: bool>(
     // One slab's table is used as it is; several are copied in parallel into
     // one in huge pages. (On dense noise the tables hold ~10⁸ bytes: the
     // serial copy, page faults included, took 4–18 ms of a one-thread run.)
-    let mut label_off = Vec::with_capacity(nslabs + 1);
-    label_off.push(0usize);
-    for w in &work {
-        label_off.push(label_off.last().copied().unwrap_or(0) + w.uf.len());
+    let mut label_off = vec![0usize; nslabs + 1];
+    for (s, w) in work.iter().enumerate() {
+        label_off[s + 1] = label_off[s] + w.uf.len();
     }
     let mut uf = if nslabs == 1 {
         std::mem::take(&mut work[0].uf)
@@ -623,13 +622,13 @@ fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: Ma
 
 /// A vector of `bounds[last]` elements (`bounds` as for [`split_mut`]), the
 /// k-th element of window `s` (`bounds[s]..bounds[s + 1]`) being `value(s, k)`:
-/// in huge pages when large ([`huge_list`]), and filled window by window in
+/// in huge pages when large ([`huge_table`]), and filled window by window in
 /// parallel, so that mapping and writing a large table is shared by the
 /// threads instead of done by one between two parallel steps.
 fn par_filled<T: Send>(bounds: &[usize], value: impl Fn(usize, usize) -> T + Sync) -> Vec<T> {
     let n = bounds.last().copied().unwrap_or(0);
     let mut v = Vec::with_capacity(n);
-    huge_list(&mut v);
+    huge_table(&mut v);
     split_mut(&mut v.spare_capacity_mut()[..n], bounds)
         .into_par_iter()
         .enumerate()
@@ -652,8 +651,8 @@ fn map_spare(v: &mut Vec<u32>, extra: usize) {
     pages::advise(spare.as_ptr().cast(), len, pages::PAGE, Advice::PopulateWrite);
 }
 
-/// Tables at least this large get huge pages ([`huge_list`]).
-const HUGE_LIST_BYTES: usize = 4 * pages::HUGE_PAGE;
+/// Tables at least this large get huge pages ([`huge_table`]).
+const HUGE_TABLE_BYTES: usize = 4 * pages::HUGE_PAGE;
 
 /// Asks for huge pages on the spare capacity of a large table that is not
 /// mapped ahead piece by piece (`MADV_HUGEPAGE`; once, right after reserving):
@@ -664,10 +663,10 @@ const HUGE_LIST_BYTES: usize = 4 * pages::HUGE_PAGE;
 /// only cost. (The run lists are mapped ahead in pieces instead, while the
 /// kernel's zeroing is still cached; huge pages did not help them,
 /// docs/benchmarks.md, "Tenth session".)
-fn huge_list<T>(v: &mut Vec<T>) {
+fn huge_table<T>(v: &mut Vec<T>) {
     let spare = v.spare_capacity_mut();
     let len = std::mem::size_of_val(spare);
-    if len >= HUGE_LIST_BYTES {
+    if len >= HUGE_TABLE_BYTES {
         pages::advise(spare.as_ptr().cast(), len, pages::HUGE_PAGE, Advice::HugePage);
     }
 }
@@ -897,7 +896,7 @@ fn union_slab(
     // A run opens at most one label, so the table never outgrows this (an
     // unused reservation costs no memory) and is never copied to grow.
     let mut uf: Vec<u32> = Vec::with_capacity(runs.start.len());
-    huge_list(&mut uf);
+    huge_table(&mut uf);
     let mut pairs: Vec<(u32, u32)> = Vec::new();
     // The one label of every run of a finished row, NO_LABEL if they differ or the row is empty.
     let mut uniform = vec![NO_LABEL; ny * nz];
@@ -1339,7 +1338,7 @@ pub(super) fn components_from_runs(runs: &Runs, run_labels: &[u32], shape: [usiz
 
 #[cfg(test)]
 mod tests {
-    use super::{HUGE_LIST_BYTES, Slab, fg_bits64, find_runs, huge_regions, par_filled, solid_row, touched_pages};
+    use super::{HUGE_TABLE_BYTES, Slab, fg_bits64, find_runs, huge_regions, par_filled, solid_row, touched_pages};
 
     /// The tests' pseudo-random numbers (xorshift64).
     fn xorshift(s: &mut u64) -> u64 {
@@ -1519,7 +1518,7 @@ mod tests {
         let bounds = [0, 0, 3, 3, 7];
         let v = par_filled(&bounds, |s, k| (s * 100 + k) as u32);
         assert_eq!(v, [100, 101, 102, 300, 301, 302, 303]);
-        let n = 3 * HUGE_LIST_BYTES / 4;
+        let n = 3 * HUGE_TABLE_BYTES / 4;
         let big = par_filled(
             &[0, n / 3, n],
             |s, k| if s == 0 { k as u32 } else { (n / 3 + k) as u32 },
