@@ -15,6 +15,7 @@
 #   CCL=0                          1: also run scripts/bench_ccl.py --recycle (CPU labeller vs cc3d at 1 and
 #                                  2 threads, no scipy; needs cc3d and nibabel importable) on this
 #                                  host's CPU — a quieter, bigger machine than the usual dev VM
+#   CCL_REPEAT=3 CCL_ARGS="--rounds 3 --kinds sparse,random"   more bench_ccl.py options
 #   INFER_CASES="nnunet:192,192,160 keras:128,128,128"   model:volume shape pairs
 #   (LESIONEVAL_NO_VENV=1 makes the Python scripts use the python3 at hand:
 #    numpy, nibabel, onnx, onnxruntime must be importable)
@@ -91,7 +92,7 @@ if [ "${CCL:-0}" = 1 ]; then
   say "## CPU labeller vs cc3d on this host (scripts/bench_ccl.py, 1 and 2 threads, and reused volume)"
   say ""
   if python3 "$(dirname "$0")/bench_ccl.py" --bin "$BIN" --sizes "$SIZES" --threads 1,2 --repeat "${CCL_REPEAT:-3}" --recycle \
-      --no-scipy --uncompressed >"$OUT/bench_ccl.md" 2>"$OUT/bench_ccl.log"; then
+      --no-scipy --uncompressed ${CCL_ARGS:-} >"$OUT/bench_ccl.md" 2>"$OUT/bench_ccl.log"; then
     tee -a "$LOG" <"$OUT/bench_ccl.md"
   else
     say "- bench_ccl.py: FAILED or labels differ (see bench_ccl.log)"; cat "$OUT/bench_ccl.md" >>"$LOG"; status=1

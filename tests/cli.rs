@@ -382,12 +382,19 @@ fn label_writes_labels_and_stats() {
         .arg(&out)
         .arg("--stats")
         .arg(&stats)
-        .args(["--timings", "--repeat", "3"])
+        .args(["--timings", "--repeat", "3", "--warmup", "2"])
         .output()
         .unwrap();
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("21 lesions (26-connectivity)"));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("timing read="));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("timing read="));
+    // One time per timed repetition (the warm-up ones are not listed).
+    let each = err
+        .lines()
+        .find_map(|l| l.strip_prefix("timing label_each_ms="))
+        .unwrap();
+    assert_eq!(each.split(',').count(), 3, "{err}");
     let labels = lesioneval::io::read_labels(&out).unwrap();
     let input = lesioneval::io::read_mask(&src).unwrap();
     assert_eq!(labels.geometry, input.geometry, "geometry kept");

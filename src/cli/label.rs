@@ -24,7 +24,8 @@ pub struct LabelArgs {
     /// Remove lesions smaller than N voxels or Xmm3.
     #[arg(long, default_value = "0", value_name = "SIZE")]
     pub min_size: MinSize,
-    /// Print stage times on stderr: `timing read=…ms label=…ms stats=…ms write=…ms`.
+    /// Print stage times on stderr: `timing read=…ms label=…ms stats=…ms write=…ms` (with --repeat,
+    /// `label` is the median and a second line `timing label_each_ms=…` lists every repetition).
     #[arg(long)]
     pub timings: bool,
     /// Where to label: auto (a hardware GPU if present, else CPU), cpu, or gpu.
@@ -37,6 +38,11 @@ pub struct LabelArgs {
     /// `compare` do from one case of a folder to the next (CPU labelling only; labels are the same).
     #[arg(long, requires = "repeat")]
     pub recycle: bool,
+    /// With --repeat: label this many times first, untimed, so that the timed repetitions see the
+    /// process in its steady state, as a benchmark's warm-up: a fresh process's first few label
+    /// volumes are new memory from the kernel, later ones memory the allocator got back.
+    #[arg(long, default_value_t = 0, value_name = "N", requires = "repeat")]
+    pub warmup: usize,
 }
 
 pub fn run(a: LabelArgs) -> Result<()> {
@@ -51,7 +57,7 @@ pub fn run(a: LabelArgs) -> Result<()> {
     let mut times = Vec::with_capacity(a.repeat);
     let mut gpu_times: Vec<GpuTimings> = Vec::new();
     let mut comps = None;
-    for _ in 0..a.repeat {
+    for rep in 0..a.warmup + a.repeat {
         // Only the CPU labeller writes into a handed-back volume; on the GPU it would just be kept.
         if a.recycle
             && device == Device::Cpu
@@ -61,10 +67,13 @@ pub fn run(a: LabelArgs) -> Result<()> {
         }
         let t = Instant::now();
         let (c, g) = label::label_timed(&vol.data, vol.geometry.shape, a.connectivity, device)?;
-        times.push(ms(t));
-        gpu_times.extend(g);
+        if rep >= a.warmup {
+            times.push(ms(t));
+            gpu_times.extend(g);
+        }
         comps = Some(c);
     }
+    let each_ms = times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(",");
     let label_ms = median(&mut times);
     let Some(mut comps) = comps else {
         bail!("nothing labelled")
@@ -115,6 +124,10 @@ pub fn run(a: LabelArgs) -> Result<()> {
             line += " device=cpu";
         }
         eprintln!("{line}");
+        if times.len() > 1 {
+            // In run order: a fresh process's first labellings are slower (memory from the kernel).
+            eprintln!("timing label_each_ms={each_ms}");
+        }
     }
     Ok(())
 }
