@@ -27,9 +27,11 @@ the per-round ratios: on a shared machine whose speed drifts, times taken minute
 ratio of two such times says more about the drift than about the tools.
 --warmup W makes W untimed calls of each tool before its timed ones. cc3d and scipy run
 in this Python process, whose allocator already holds the memory of earlier volumes;
-each lesioneval run is a fresh process, whose first labellings get their memory from the
-kernel page by page (`label --warmup W` skips them): with W >= 2 both are timed in their
-steady state, as in a loop over many cases.
+each lesioneval run is a new process, whose first four label volumes are fresh memory from
+the kernel (glibc: two mmaps, then two heap extensions) when they are under 32 MiB
+(`label --warmup W` skips them). With W >= 4, or enough repetitions that the median is
+past them (--repeat 21), both tools are timed in their steady state, as in a loop over
+many cases. Volumes of 32 MiB or more are fresh kernel memory at every call, for both.
 --no-scipy skips scipy (slow); --uncompressed writes .nii instead of .nii.gz (faster,
 for machines with disk to spare).
 Exit status 1 if any labels differ (2 if lesioneval fails to run).
