@@ -73,7 +73,9 @@ pub fn run(a: LabelArgs) -> Result<()> {
         }
         comps = Some(c);
     }
-    let each_ms = times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(",");
+    // Every repetition in run order, kept before `median` sorts them (printed with --timings).
+    let each_ms =
+        (a.timings && times.len() > 1).then(|| times.iter().map(|t| format!("{t:.3}")).collect::<Vec<_>>().join(","));
     let label_ms = median(&mut times);
     let Some(mut comps) = comps else {
         bail!("nothing labelled")
@@ -124,8 +126,8 @@ pub fn run(a: LabelArgs) -> Result<()> {
             line += " device=cpu";
         }
         eprintln!("{line}");
-        if times.len() > 1 {
-            // In run order: a fresh process's first labellings are slower (memory from the kernel).
+        if let Some(each_ms) = each_ms {
+            // A fresh process's first labellings are slower (memory from the kernel).
             eprintln!("timing label_each_ms={each_ms}");
         }
     }
