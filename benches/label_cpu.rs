@@ -15,10 +15,14 @@
 //! `LABEL_BENCH_FLOORS=1` instead measures the labeller against this machine's
 //! own limits, in interleaved rounds so that both see the same load: the time
 //! one thread takes to read a mask (the all-zero volume cannot be labelled
-//! faster), and how much a second thread speeds up pure arithmetic (a
+//! faster), how much a second thread speeds up pure arithmetic (a
 //! ceiling for the labeller's 2-thread speed-up; on shared VMs the second
-//! vCPU is not always there), and it labels the all-zero mask both in resident
-//! memory and as lesioneval's reader returns it from a file.
+//! vCPU is not always there), and how much it speeds up two independent
+//! one-thread labellings of the same volume run at once (the ceiling for
+//! memory-bound work of this kind in one process: both threads share the
+//! memory bandwidth and the kernel's page allocator), and it labels the
+//! all-zero mask both in resident memory and as lesioneval's reader returns it
+//! from a file.
 
 use lesioneval::label::{Connectivity, label_cpu, label_cpu_recycling, label_cpu_slabs, label_cpu_slabs_without_stats};
 use std::time::Instant;
@@ -177,10 +181,14 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
     let mut alu_ratio = Vec::new();
     let mut label_ratio = vec![Vec::new(); volumes.len()];
     let mut relative = vec![Vec::new(); volumes.len()];
+    let mut pair_ratio = vec![Vec::new(); volumes.len()];
+    let mut of_pair = vec![Vec::new(); volumes.len()];
     println!(
         "{}×{}×{}, 26-connectivity, {ROUNDS} interleaved rounds",
         shape[0], shape[1], shape[2]
     );
+    println!("Each volume: 1 thr ÷ 2 thr of one labelling, then (in brackets) how much a second thread");
+    println!("speeds up two independent one-thread labellings of it run at once (2 × alone ÷ together).");
     println!(
         "| round | ALU 1→2 threads | {} |",
         volumes.iter().map(|v| v.0).collect::<Vec<_>>().join(" | ")
@@ -208,9 +216,16 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
         for (v, (_, mask)) in volumes.iter().enumerate() {
             let l1 = one.install(|| time(&mut || drop(label_cpu(mask, shape, c))));
             let l2 = two.install(|| time(&mut || drop(label_cpu(mask, shape, c))));
+            // The same serial labelling twice at once, one per thread: as
+            // parallel as work gets, with the same shared memory system and
+            // kernel (one process), so the best a split labelling can hope for.
+            let serial = || drop(label_cpu_slabs(mask, shape, c, 1));
+            let pair = two.install(|| time(&mut || _ = rayon::join(serial, serial)));
             label_ratio[v].push(l1 / l2);
             relative[v].push(l1 / l2 / (a1 / a2));
-            cells.push(format!("{:.2}", l1 / l2));
+            pair_ratio[v].push(2.0 * l1 / pair);
+            of_pair[v].push(l1 / l2 / (2.0 * l1 / pair));
+            cells.push(format!("{:.2} ({:.2})", l1 / l2, 2.0 * l1 / pair));
         }
         println!("| {round} | {:.2} | {} |", a1 / a2, cells.join(" | "));
     }
@@ -221,8 +236,16 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
         label_ratio.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
     );
     println!(
+        "| median, two at once | | {} |",
+        pair_ratio.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
+    );
+    println!(
         "| median of (label ÷ ALU) | 1 | {} |",
         relative.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
+    );
+    println!(
+        "| median of (label ÷ two at once) | | {} |",
+        of_pair.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
     );
     let (r, l) = (median(read), median(label_zero));
     println!(
