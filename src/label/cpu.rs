@@ -325,7 +325,7 @@ fn any_touch(a: &Runs, cur: usize, b: &Runs, prev: usize, tol: u32) -> bool {
 
 /// The label every run of row `r` carries (`label[k]` is run `k + first`'s),
 /// or [`NO_LABEL`] if they differ or the row is empty.
-fn one_label(runs: &Runs, label: &[u32], first: usize, r: usize) -> u32 {
+fn row_label(runs: &Runs, label: &[u32], first: usize, r: usize) -> u32 {
     let span = &label[runs.row_ptr[r] as usize - first..runs.row_ptr[r + 1] as usize - first];
     match span.first() {
         Some(&l0) if span.iter().all(|&l| l == l0) => l0,
@@ -502,11 +502,12 @@ fn label_slabs<const STATS: bool>(
                 let span = w.runs.row_ptr[rows.start] as usize..w.runs.row_ptr[rows.end] as usize;
                 w.label[span].iter().map(|&l| root(&uf, l + off)).collect()
             };
+            // (The first plane's runs are the slab's first, so `a_root[i]` is run i's.)
             let (a_root, b_root) = (roots(a, oa, 0..ny), roots(b, ob, last..last + ny));
-            let (a0, b0) = (a.runs.row_ptr[0] as usize, b.runs.row_ptr[last] as usize);
-            let last_one: Vec<u32> = (0..ny).map(|py| one_label(&b.runs, &b_root, b0, last + py)).collect();
+            let b0 = b.runs.row_ptr[last] as usize;
+            let last_one: Vec<u32> = (0..ny).map(|py| row_label(&b.runs, &b_root, b0, last + py)).collect();
             for y in (0..ny).filter(|&y| a.runs.busy(y)) {
-                let la = one_label(&a.runs, &a_root, a0, y);
+                let la = row_label(&a.runs, &a_root, 0, y);
                 for &(dy, _, tol) in neighbours.iter().filter(|n| n.1 == -1) {
                     let py = y as isize + dy;
                     if py < 0 || py >= ny as isize {
@@ -520,7 +521,7 @@ fn label_slabs<const STATS: bool>(
                         continue;
                     }
                     touching_between(&a.runs, y, &b.runs, prow, tol, |i, j| {
-                        pair_up((a_root[i - a0], b_root[j - b0]));
+                        pair_up((a_root[i], b_root[j - b0]));
                     });
                 }
             }
@@ -1010,7 +1011,7 @@ fn union_slab(
             // Store roots, not whatever label was copied first: later rows
             // then see equal labels for runs already joined and skip the
             // union (on dense noise almost every touch is such a repeat).
-            for l in &mut label[span.clone()] {
+            for l in &mut label[span] {
                 if *l == NO_LABEL {
                     *l = uf.len() as u32;
                     uf.push(*l);
@@ -1018,10 +1019,7 @@ fn union_slab(
                     *l = find(&mut uf, *l);
                 }
             }
-            let l0 = label[span.start];
-            if label[span].iter().all(|&l| l == l0) {
-                uniform[row] = l0;
-            }
+            uniform[row] = row_label(runs, &label, 0, row);
         }
     }
     (label, uf)
