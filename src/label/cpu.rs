@@ -1404,24 +1404,26 @@ mod tests {
         *s
     }
 
+    /// A random mask of `rows` rows of `nx` voxels whose row r is foreground
+    /// with probability `per_mille(r)` / 1000.
+    fn mask_by_row(nx: usize, rows: usize, seed: u64, per_mille: impl Fn(usize) -> u64) -> Vec<u8> {
+        let mut s = seed;
+        (0..nx * rows)
+            .map(|i| u8::from(xorshift(&mut s) % 1000 < per_mille(i / nx)))
+            .collect()
+    }
+
     /// The run lists grow by projection from the density seen so far; a
     /// density that rises down the volume (empty, then sparse, then noise)
     /// must still give exactly the runs of a plain per-row scan.
     #[test]
     fn runs_match_a_plain_scan_when_the_density_rises() {
         let (nx, rows) = (509, 4000);
-        let mut s = 0x2545_f491_4f6c_dd1du64;
-        let mask: Vec<u8> = (0..nx * rows)
-            .map(|i| {
-                let v = xorshift(&mut s);
-                let per_mille = match i / nx {
-                    r if r < 500 => 0,
-                    r if r < 1500 => 5,
-                    _ => 500,
-                };
-                u8::from(v % 1000 < per_mille)
-            })
-            .collect();
+        let mask = mask_by_row(nx, rows, 0x2545_f491_4f6c_dd1d, |r| match r {
+            r if r < 500 => 0,
+            r if r < 1500 => 5,
+            _ => 500,
+        });
         let runs = find_runs(&mask, nx, rows);
         assert!(runs.start.len() > 2 * super::MAP_PIECE_RUNS, "growth is exercised");
         let mut want = (Vec::new(), Vec::new(), vec![0u32]);
@@ -1449,13 +1451,7 @@ mod tests {
     #[test]
     fn any_touch_is_whether_the_sweep_finds_a_pair() {
         let (nx, rows) = (70, 400);
-        let mut s = 0x9e37_79b9_7f4a_7c15u64;
-        let mask: Vec<u8> = (0..nx * rows)
-            .map(|i| {
-                let per_mille = [30, 300, 500, 800, 970][i / nx % 5];
-                u8::from(xorshift(&mut s) % 1000 < per_mille)
-            })
-            .collect();
+        let mask = mask_by_row(nx, rows, 0x9e37_79b9_7f4a_7c15, |r| [30, 300, 500, 800, 970][r % 5]);
         let (a, b) = (
             find_runs(&mask[..nx * rows / 2], nx, rows / 2),
             find_runs(&mask[nx * rows / 2..], nx, rows / 2),
