@@ -16,6 +16,10 @@
 #                                  2 threads, no scipy; needs cc3d and nibabel importable) on this
 #                                  host's CPU — a quieter, bigger machine than the usual dev VM
 #   CCL_REPEAT=3 CCL_ARGS="--rounds 3 --kinds sparse,random"   more bench_ccl.py options
+#   FLOORS=target/release/deps/label_cpu-HASH   the label_cpu bench (`cargo build --release --benches`):
+#                                  also run its LABEL_BENCH_FLOORS=1 mode, the CPU labeller against
+#                                  this host's limits (a second thread on plain arithmetic and on two
+#                                  independent labellings at once; about a minute)
 #   INFER_CASES="nnunet:192,192,160 keras:128,128,128"   model:volume shape pairs
 #   (LESIONEVAL_NO_VENV=1 makes the Python scripts use the python3 at hand:
 #    numpy, nibabel, onnx, onnxruntime must be importable)
@@ -96,6 +100,16 @@ if [ "${CCL:-0}" = 1 ]; then
     tee -a "$LOG" <"$OUT/bench_ccl.md"
   else
     say "- bench_ccl.py: FAILED or labels differ (see bench_ccl.log)"; cat "$OUT/bench_ccl.md" >>"$LOG"; status=1
+  fi
+  say ""
+fi
+if [ -n "${FLOORS:-}" ]; then
+  say "## CPU labeller against this host's limits (benches/label_cpu.rs, LABEL_BENCH_FLOORS=1)"
+  say ""
+  if LABEL_BENCH_FLOORS=1 "$FLOORS" >"$OUT/floors.md" 2>"$OUT/floors.log"; then
+    tee -a "$LOG" <"$OUT/floors.md"
+  else
+    say "- floors: FAILED (see floors.log)"; status=1
   fi
   say ""
 fi
