@@ -180,9 +180,7 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
     let (mut read, mut label_zero) = (Vec::new(), Vec::new());
     let mut alu_ratio = Vec::new();
     let mut label_ratio = vec![Vec::new(); volumes.len()];
-    let mut relative = vec![Vec::new(); volumes.len()];
     let mut pair_ratio = vec![Vec::new(); volumes.len()];
-    let mut of_pair = vec![Vec::new(); volumes.len()];
     println!(
         "{}×{}×{}, 26-connectivity, {ROUNDS} interleaved rounds",
         shape[0], shape[1], shape[2]
@@ -222,14 +220,14 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
             let serial = || drop(label_cpu_slabs(mask, shape, c, 1));
             let pair = two.install(|| time(&mut || _ = rayon::join(serial, serial)));
             label_ratio[v].push(l1 / l2);
-            relative[v].push(l1 / l2 / (a1 / a2));
             pair_ratio[v].push(2.0 * l1 / pair);
-            of_pair[v].push(l1 / l2 / (2.0 * l1 / pair));
             cells.push(format!("{:.2} ({:.2})", l1 / l2, 2.0 * l1 / pair));
         }
         println!("| {round} | {:.2} | {} |", a1 / a2, cells.join(" | "));
     }
     let fmt = |v: &[f64]| format!("{:.2}", median(v.to_vec()));
+    // Median over rounds of a ratio divided by a ceiling's in the same round.
+    let quotient = |r: &[f64], ceiling: &[f64]| fmt(&r.iter().zip(ceiling).map(|(a, b)| a / b).collect::<Vec<_>>());
     println!(
         "| median | {} | {} |",
         fmt(&alu_ratio),
@@ -241,11 +239,20 @@ fn floors(volumes: &[(&str, Vec<u8>)], shape: [usize; 3]) {
     );
     println!(
         "| median of (label ÷ ALU) | 1 | {} |",
-        relative.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
+        label_ratio
+            .iter()
+            .map(|r| quotient(r, &alu_ratio))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
     println!(
         "| median of (label ÷ two at once) | | {} |",
-        of_pair.iter().map(|r| fmt(r)).collect::<Vec<_>>().join(" | ")
+        label_ratio
+            .iter()
+            .zip(&pair_ratio)
+            .map(|(r, p)| quotient(r, p))
+            .collect::<Vec<_>>()
+            .join(" | ")
     );
     let (r, l) = (median(read), median(label_zero));
     println!(
