@@ -198,3 +198,97 @@ fn labels_keep_the_input_geometry() {
     }
     assert!((l.volume_mm3(&m.geometry) - l.voxels as f64 * m.geometry.voxel_volume()).abs() < 1e-9);
 }
+
+/// A mask with lesion voxels spread over its bytes, and its file bytes.
+fn sample() -> (Vec<u8>, Vec<u8>) {
+    let data: Vec<u8> = (0..512).map(|i| u8::from(i % 7 == 0 || i % 11 == 3)).collect();
+    let bytes = RawNifti::u8([8, 8, 8], data.clone()).bytes();
+    (data, bytes)
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(bytes).unwrap();
+    enc.finish().unwrap()
+}
+
+/// The error text of reading `bytes` as a file named `name`.
+fn read_error(name: &str, bytes: &[u8]) -> String {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    let e = io::read_mask(&p).expect_err("must be refused").to_string();
+    assert!(e.contains(name), "the message names the file: {e}");
+    e
+}
+
+#[test]
+fn voxels_start_at_vox_offset_even_without_extensions() {
+    // vox_offset 1024 and no extension (extender byte 0): bytes 352..1024 are
+    // padding, which must not be read as voxels.
+    let (data, mut bytes) = sample();
+    bytes[108..112].copy_from_slice(&1024f32.to_le_bytes());
+    bytes.splice(352..352, std::iter::repeat_n(0xffu8, 1024 - 352));
+    let d = tempfile::tempdir().unwrap();
+    for (name, file) in [("pad.nii", bytes.clone()), ("pad.nii.gz", gzip(&bytes))] {
+        let p = d.path().join(name);
+        std::fs::write(&p, file).unwrap();
+        assert_eq!(io::read_mask(&p).unwrap().data, data, "{name}");
+    }
+}
+
+#[test]
+fn vox_offset_inside_the_header_is_refused() {
+    let (_, mut bytes) = sample();
+    for bad in [0.0f32, 10.0, -100.0, f32::NAN] {
+        bytes[108..112].copy_from_slice(&bad.to_le_bytes());
+        let e = read_error("offset.nii", &bytes);
+        assert!(e.contains("vox_offset"), "{e}");
+    }
+}
+
+#[test]
+fn gzip_checksums_are_checked() {
+    let (_, bytes) = sample();
+    let mut gz = gzip(&bytes);
+    let crc = gz.len() - 8;
+    gz[crc] ^= 1;
+    let e = read_error("crc.nii.gz", &gz);
+    assert!(e.contains("corrupt gzip") && e.contains("checksum"), "{e}");
+}
+
+#[test]
+fn multi_member_gzip_is_read_whole() {
+    // Blocked gzip (bgzip, pigz -i) is several gzip members back to back.
+    let (data, bytes) = sample();
+    let mut gz = gzip(&bytes[..400]);
+    gz.extend(gzip(&bytes[400..]));
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("members.nii.gz");
+    std::fs::write(&p, gz).unwrap();
+    assert_eq!(io::read_mask(&p).unwrap().data, data);
+}
+
+#[test]
+fn bad_dimensions_and_affines_are_named() {
+    let (_, bytes) = sample();
+    let mut neg = bytes.clone();
+    neg[42..44].copy_from_slice(&(-8i16).to_le_bytes());
+    let e = read_error("neg.nii", &neg);
+    assert!(e.contains("dim[1] = -8"), "{e}");
+    let mut zero = bytes.clone();
+    zero[44..46].copy_from_slice(&0i16.to_le_bytes());
+    let e = read_error("zero.nii", &zero);
+    assert!(e.contains("dim[2] = 0"), "{e}");
+    let mut pair = bytes.clone();
+    pair[344..348].copy_from_slice(b"ni1\0");
+    let e = read_error("pair.nii", &pair);
+    assert!(e.contains("ni1"), "{e}");
+    // A NaN in the sform would put NaN into every world coordinate written.
+    let mut nan = bytes;
+    nan[254..256].copy_from_slice(&1i16.to_le_bytes()); // sform_code
+    nan[280..284].copy_from_slice(&f32::NAN.to_le_bytes()); // srow_x[0]
+    let e = read_error("nan.nii", &nan);
+    assert!(e.contains("NaN"), "{e}");
+}

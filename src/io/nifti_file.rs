@@ -1,9 +1,11 @@
 //! NIfTI-1 reading and writing (`.nii`, `.nii.gz`) on top of the `nifti` crate.
 //!
-//! The crate parses the header and inflates the data; this module owns the
-//! policy: which data types we accept, how scaling is applied, what counts as
-//! foreground, which geometry a file has, and the error a user sees. Quirks of
-//! the format stay here:
+//! The crate parses the header and writes files; this module reads the byte
+//! stream (see [`read_raw`] for why) and owns the policy: which data types we
+//! accept, how scaling is applied, what counts as foreground, which geometry a
+//! file has, and the error a user sees. Quirks of the format stay here:
+//! - The voxels start at `vox_offset` (≥ 352 in a single file; a fractional
+//!   offset is truncated, as nibabel does), whether or not extensions fill the gap.
 //! - `scl_slope == 0` means "no scaling" (NIfTI-1 §scl_slope); otherwise
 //!   value = raw·slope + inter, and a mask voxel is foreground if that is ≠ 0.
 //! - The affine is the sform when `sform_code > 0`, else the qform when
@@ -13,7 +15,7 @@
 use super::sparse_mask::{all_zero, sparse_mask};
 use super::{Geometry, Volume};
 use crate::error::{Error, Result};
-use nifti::{NiftiHeader, NiftiObject, ReaderOptions};
+use nifti::NiftiHeader;
 use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
@@ -167,6 +169,7 @@ pub fn write_labels(
     reference: &Header,
     geometry: &Geometry,
 ) -> Result<()> {
+    check_volume_path(path)?;
     let mut header = reference.0.clone();
     header.scl_slope = 1.0;
     header.scl_inter = 0.0;
@@ -197,16 +200,14 @@ pub fn write_labels(
                     .map_err(|e| Error::input(path, e.to_string()))?,
             )
         };
-        res.map_err(|e| Error::Write {
-            path: path.to_path_buf(),
-            source: std::io::Error::other(e.to_string()),
-        })
+        res.map_err(|e| write_error(path, e))
     })
 }
 
 /// Writes a float32 volume (probability maps), keeping the reference header's
 /// geometry; no scaling. Written to a temporary name and renamed.
 pub fn write_f32(path: &Path, values: &[f32], reference: &Header, geometry: &Geometry) -> Result<()> {
+    check_volume_path(path)?;
     let mut header = reference.0.clone();
     header.scl_slope = 1.0;
     header.scl_inter = 0.0;
@@ -224,31 +225,88 @@ pub fn write_f32(path: &Path, values: &[f32], reference: &Header, geometry: &Geo
             .reference_header(&header)
             .compress(compress)
             .write_nifti(&arr)
-            .map_err(|e| Error::Write {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })
+            .map_err(|e| write_error(path, e))
     })
 }
 
+/// Refuses an output name the NIfTI writer would change (it appends `.nii` to
+/// any other name, so the file would not land where asked) and an existing folder.
+fn check_volume_path(path: &Path) -> Result<()> {
+    let name = path.to_string_lossy();
+    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+        return Err(Error::input(
+            path,
+            "volumes are written as .nii or .nii.gz; give the output one of those extensions",
+        ));
+    }
+    if path.is_dir() {
+        return Err(Error::input(
+            path,
+            "is a folder; give a file name ending in .nii or .nii.gz",
+        ));
+    }
+    Ok(())
+}
+
+fn write_error(path: &Path, e: nifti::NiftiError) -> Error {
+    let source = match e {
+        nifti::NiftiError::Io(io) => io,
+        other => std::io::Error::other(other.to_string()),
+    };
+    Error::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Reads header and voxel bytes. The byte stream is read here rather than by
+/// the crate, which parses the header only: the data start at `vox_offset`
+/// (the crate reads them right after the header when a file has no
+/// extensions), and a `.nii.gz` is inflated to its end, so that every gzip
+/// member's CRC and length are checked (bit rot in a mask would otherwise be
+/// scored) and blocked gzip (several members, as bgzip writes) is read whole.
 fn read_raw(path: &Path) -> Result<Raw> {
     let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
     if !meta.is_file() {
         return Err(Error::input(path, "not a regular file"));
     }
     let name = path.to_string_lossy();
-    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+    let gz = name.ends_with(".nii.gz");
+    if !(gz || name.ends_with(".nii")) {
         return Err(Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"));
     }
-    let obj = ReaderOptions::new()
-        .read_file(path)
-        .map_err(|e| Error::input(path, explain_read_error(path, &e)))?;
-    let header = obj.header().clone();
+    let file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let mut src: Box<dyn Read> = if gz {
+        Box::new(flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(
+            1 << 16,
+            file,
+        )))
+    } else {
+        Box::new(file)
+    };
+    let fail = |e: std::io::Error, what: &str| Error::input(path, stream_error(&e, gz, what));
+
+    let mut head = [0u8; 348];
+    src.read_exact(&mut head).map_err(|e| fail(e, "header"))?;
+    let sizeof_hdr = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
+    if sizeof_hdr != 348 && sizeof_hdr.swap_bytes() != 348 {
+        return Err(Error::input(path, not_nifti1(sizeof_hdr)));
+    }
+    let header = NiftiHeader::from_reader(&head[..])
+        .map_err(|e| Error::input(path, format!("invalid NIfTI-1 header: {}", nifti_error(e))))?;
     if header.sizeof_hdr != 348 {
+        // The header size in one byte order, the other fields in the other.
         return Err(Error::input(path, not_nifti1(header.sizeof_hdr)));
     }
-    let bytes = obj.into_volume().into_raw_data();
-
+    if &header.magic != b"n+1\0" {
+        return Err(Error::input(
+            path,
+            format!(
+                "header magic {:?} is not a single-file NIfTI-1 (\"n+1\"); .hdr/.img pairs are not supported",
+                String::from_utf8_lossy(&header.magic).trim_end_matches('\0')
+            ),
+        ));
+    }
     let dtype =
         DType::from_code(header.datatype).ok_or_else(|| Error::input(path, unsupported_dtype(header.datatype)))?;
     let shape = shape_of(path, &header)?;
@@ -263,17 +321,51 @@ fn read_raw(path: &Path) -> Result<Raw> {
     let expected = n
         .checked_mul(dtype.size())
         .ok_or_else(|| Error::input(path, "volume too large"))?;
-    if bytes.len() < expected {
+    let offset = header.vox_offset;
+    if !offset.is_finite() || offset < 352.0 {
         return Err(Error::input(
             path,
-            format!(
-                "truncated data: {} bytes for {} voxels of {} bytes",
-                bytes.len(),
-                n,
-                dtype.size()
-            ),
+            format!("invalid vox_offset {offset}: the voxels of a .nii file start at byte 352 or later"),
         ));
     }
+    // A fractional offset is truncated, as nibabel does.
+    let offset = offset as u64;
+    let truncated = |got: usize| {
+        Error::input(
+            path,
+            format!(
+                "truncated data: {got} bytes for {n} voxels of {} bytes (from byte {offset})",
+                dtype.size()
+            ),
+        )
+    };
+    if !gz && meta.len() < offset.saturating_add(expected as u64) {
+        // Known before reading, so a short file allocates nothing.
+        return Err(truncated(meta.len().saturating_sub(offset) as usize));
+    }
+    // Extensions and padding up to the voxels.
+    let skip = offset - 348;
+    let skipped =
+        std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink()).map_err(|e| fail(e, "header extensions"))?;
+    if skipped < skip {
+        return Err(truncated(0));
+    }
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(expected)
+        .map_err(|_| Error::input(path, format!("cannot allocate {expected} bytes for the voxels")))?;
+    (&mut src)
+        .take(expected as u64)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e, "voxel data"))?;
+    if bytes.len() < expected {
+        return Err(truncated(bytes.len()));
+    }
+    if gz {
+        // Inflate to the end: the checksums are only checked there.
+        std::io::copy(&mut src, &mut std::io::sink()).map_err(|e| fail(e, "voxel data"))?;
+    }
+
     let geometry = Geometry {
         shape,
         spacing: [1, 2, 3].map(|a| f64::from(header.pixdim[a]).abs()),
@@ -283,6 +375,15 @@ fn read_raw(path: &Path) -> Result<Raw> {
         return Err(Error::input(
             path,
             format!("invalid voxel spacing {:?}", geometry.spacing),
+        ));
+    }
+    if geometry.affine.iter().flatten().any(|v| !v.is_finite()) {
+        return Err(Error::input(
+            path,
+            format!(
+                "the affine (voxel to world) holds a NaN or infinity: {:?}",
+                geometry.affine
+            ),
         ));
     }
     let (slope, inter) = (f64::from(header.scl_slope), f64::from(header.scl_inter));
@@ -302,20 +403,50 @@ fn read_raw(path: &Path) -> Result<Raw> {
     })
 }
 
+/// A sentence for an I/O error met while reading `what` of a file.
+fn stream_error(e: &std::io::Error, gz: bool, what: &str) -> String {
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof if gz => format!("truncated gzip stream (ends inside the {what})"),
+        std::io::ErrorKind::UnexpectedEof => format!("truncated file (ends inside the {what})"),
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData if gz => {
+            format!("corrupt gzip data in the {what}: {e}")
+        }
+        _ => format!("cannot read the {what}: {e}"),
+    }
+}
+
+/// The crate's error as a sentence (its I/O variant prints as debug output).
+fn nifti_error(e: nifti::NiftiError) -> String {
+    match e {
+        nifti::NiftiError::Io(io) => io.to_string(),
+        other => other.to_string(),
+    }
+}
+
 fn shape_of(path: &Path, h: &NiftiHeader) -> Result<[usize; 3]> {
-    let ndim = h.dim[0] as usize;
+    // The file holds dim[] as signed 16-bit integers; the crate keeps the bits as u16.
+    let dim = h.dim.map(|d| d as i16);
+    let ndim = dim[0];
     if !(1..=7).contains(&ndim) {
         return Err(Error::input(
             path,
-            format!("invalid number of dimensions dim[0] = {}", h.dim[0]),
+            format!("invalid number of dimensions dim[0] = {ndim} (must be 1 to 7)"),
         ));
     }
-    let dims = &h.dim[1..=ndim];
-    if dims.contains(&0) {
-        return Err(Error::input(path, format!("a dimension is zero: dim = {:?}", dims)));
+    let dims = &dim[1..=ndim as usize];
+    if let Some(a) = dims.iter().position(|&d| d <= 0) {
+        return Err(Error::input(
+            path,
+            format!(
+                "dim[{}] = {} (dimensions must be positive): dim = {dims:?}",
+                a + 1,
+                dims[a]
+            ),
+        ));
     }
-    if ndim > 3 {
-        let extra: usize = dims[3..].iter().map(|&d| d as usize).product();
+    let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
+    if dims.len() > 3 {
+        let extra: usize = dims[3..].iter().product();
         if extra > 1 {
             return Err(Error::input(
                 path,
@@ -326,8 +457,8 @@ fn shape_of(path: &Path, h: &NiftiHeader) -> Result<[usize; 3]> {
         }
     }
     let mut shape = [1usize; 3];
-    for (a, s) in shape.iter_mut().enumerate().take(ndim.min(3)) {
-        *s = dims[a] as usize;
+    for (s, &d) in shape.iter_mut().zip(&dims) {
+        *s = d;
     }
     Ok(shape)
 }
@@ -390,44 +521,6 @@ fn not_nifti1(sizeof_hdr: i32) -> String {
     } else {
         format!("not a NIfTI-1 file (header size {sizeof_hdr}, expected 348)")
     }
-}
-
-/// Turns the crate's error into a sentence about the file, recognising NIfTI-2,
-/// unsupported data types and broken gzip streams, the cases users actually meet.
-fn explain_read_error(path: &Path, e: &nifti::NiftiError) -> String {
-    if let Some(size) = sniff_header_size(path)
-        && size != 348
-        && size.swap_bytes() != 348
-    {
-        return not_nifti1(size);
-    }
-    if let Ok(h) = NiftiHeader::from_file(path)
-        && DType::from_code(h.datatype).is_none()
-    {
-        return unsupported_dtype(h.datatype);
-    }
-    let text = e.to_string();
-    let lower = text.to_lowercase();
-    if path.to_string_lossy().ends_with(".gz")
-        && (lower.contains("deflate") || lower.contains("gzip") || lower.contains("eof") || lower.contains("corrupt"))
-    {
-        return format!("corrupt or truncated gzip stream ({text})");
-    }
-    if lower.contains("failed to fill whole buffer") || lower.contains("unexpected end") {
-        return format!("truncated file ({text})");
-    }
-    format!("cannot read NIfTI: {text}")
-}
-
-fn sniff_header_size(path: &Path) -> Option<i32> {
-    let file = std::fs::File::open(path).ok()?;
-    let mut buf = [0u8; 4];
-    if path.to_string_lossy().ends_with(".gz") {
-        flate2::read::GzDecoder::new(file).read_exact(&mut buf).ok()?;
-    } else {
-        std::io::BufReader::new(file).read_exact(&mut buf).ok()?;
-    }
-    Some(i32::from_le_bytes(buf))
 }
 
 /// Iterator over the voxel values of `$raw` read as `$t` (file byte order),
