@@ -48,6 +48,14 @@ pub fn run(a: CompareArgs) -> Result<()> {
     } else {
         a.names.clone()
     };
+    // `check --model NAME` and `plot` pick a model by its name.
+    if let Some(dup) = names
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| names[..i].contains(n).then_some(n))
+    {
+        bail!("two models are named {dup:?}; give each a distinct --name");
+    }
     let (models, timings) = evaluate_with_progress(&pairing.cases, &names, &paths, &pairing.missing, &config)?;
     let json = report::compare_json(&models, &config.record(), &a.gt.display().to_string(), partial.as_ref());
     a.eval.emit(
