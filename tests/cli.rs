@@ -368,6 +368,16 @@ fn compare_shares_gt_and_names_models() {
         .arg(&b)
         .assert()
         .code(2);
+    // `check --model` picks a model by name, so two models may not share one.
+    let o = bin()
+        .args(["compare", "--name", "same", "--name", "same", "--gt"])
+        .arg(&g)
+        .arg(&a)
+        .arg(&b)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("two models are named \"same\""));
 }
 
 #[test]
@@ -430,6 +440,37 @@ fn label_writes_labels_and_stats() {
         .unwrap();
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(!s.contains(" 21 lesions"), "{s}");
+}
+
+#[test]
+fn label_out_must_be_a_nifti_file_name() {
+    // The NIfTI writer would append `.nii` to any other name: refused before
+    // anything is written, and nothing (no temporary file) is left behind.
+    let d = tempfile::tempdir().unwrap();
+    let src = fixtures().join("sct/t2_seg-deepseg_rootlets.nii.gz");
+    let folder = d.path().join("folder.nii.gz");
+    std::fs::create_dir(&folder).unwrap();
+    for (out, needle) in [("labels.txt", ".nii or .nii.gz"), ("folder.nii.gz", "is a folder")] {
+        let o = bin()
+            .arg("label")
+            .arg(&src)
+            .arg("--out")
+            .arg(d.path().join(out))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(out) && err.contains(needle), "{err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("folder.nii.gz")],
+        "nothing else written"
+    );
 }
 
 #[test]
@@ -527,4 +568,34 @@ fn score_on_gpu_equals_cpu() {
         out.stdout
     };
     assert!(run("gpu") == run("cpu"), "GPU and CPU results differ");
+}
+
+#[test]
+fn a_report_name_taken_by_a_folder_fails_before_any_file_is_written() {
+    let sct = fixtures().join("picai/sct");
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("report");
+    std::fs::create_dir_all(out.join("lesions.csv")).unwrap();
+    let o = bin()
+        .arg("score")
+        .arg("--gt")
+        .arg(sct.join("gt"))
+        .arg("--pred")
+        .arg(sct.join("pred"))
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("lesions.csv") && err.contains("is a folder"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("lesions.csv")],
+        "no other file written"
+    );
 }

@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::eval::{CaseResult, ConfigRecord, GtLesion, ModelResult};
 use crate::matching::graph::CorrespondenceCounts;
-use crate::metrics::Macro;
+use crate::metrics::{Counts, Macro, Rates};
 use crate::prob::summary::DetectionSummary;
 use crate::shard::{Partial, ShardSpec};
 use serde::Serialize;
@@ -23,9 +23,9 @@ pub fn write_text(path: &Path, content: &str) -> Result<()> {
     })
 }
 
+/// The counts and rates that a case and a total share, in results.json's key order.
 #[derive(Serialize)]
-struct CaseJson<'a> {
-    case: &'a str,
+struct Tally<'a> {
     gt: u64,
     pred: u64,
     tp: u64,
@@ -34,14 +34,45 @@ struct CaseJson<'a> {
     fn_: u64,
     tp_pred: u64,
     ignored: u64,
-    precision: Option<f64>,
-    recall: Option<f64>,
-    f1: Option<f64>,
-    dice: Option<f64>,
-    mean_iou: Option<f64>,
+    #[serde(flatten)]
+    rates: &'a Rates,
+}
+
+/// The voxel counts that a case and a total share.
+#[derive(Serialize)]
+struct Voxels {
     gt_voxels: u64,
     pred_voxels: u64,
     intersection_voxels: u64,
+}
+
+fn tally<'a>(k: &Counts, rates: &'a Rates) -> (Tally<'a>, Voxels) {
+    let tally = Tally {
+        gt: k.gt,
+        pred: k.pred,
+        tp: k.tp,
+        fp: k.fp,
+        fn_: k.fn_,
+        tp_pred: k.tp_pred,
+        ignored: k.ignored,
+        rates,
+    };
+    let voxels = Voxels {
+        gt_voxels: k.gt_voxels,
+        pred_voxels: k.pred_voxels,
+        intersection_voxels: k.intersection_voxels,
+    };
+    (tally, voxels)
+}
+
+#[derive(Serialize)]
+struct CaseJson<'a> {
+    case: &'a str,
+    #[serde(flatten)]
+    tally: Tally<'a>,
+    mean_iou: Option<f64>,
+    #[serde(flatten)]
+    voxels: Voxels,
     missing_prediction: bool,
     correspondence: CorrespondenceCounts,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -50,65 +81,30 @@ struct CaseJson<'a> {
 }
 
 #[derive(Serialize)]
-struct TotalJson {
-    gt: u64,
-    pred: u64,
-    tp: u64,
-    fp: u64,
-    #[serde(rename = "fn")]
-    fn_: u64,
-    tp_pred: u64,
-    ignored: u64,
-    precision: Option<f64>,
-    recall: Option<f64>,
-    f1: Option<f64>,
-    dice: Option<f64>,
-    gt_voxels: u64,
-    pred_voxels: u64,
-    intersection_voxels: u64,
+struct TotalJson<'a> {
+    #[serde(flatten)]
+    tally: Tally<'a>,
+    #[serde(flatten)]
+    voxels: Voxels,
     correspondence: CorrespondenceCounts,
 }
 
-fn total_json(m: &ModelResult) -> TotalJson {
-    let (c, r) = (&m.total, &m.total_rates);
+fn total_json(m: &ModelResult) -> TotalJson<'_> {
+    let (tally, voxels) = tally(&m.total, &m.total_rates);
     TotalJson {
-        gt: c.gt,
-        pred: c.pred,
-        tp: c.tp,
-        fp: c.fp,
-        fn_: c.fn_,
-        tp_pred: c.tp_pred,
-        ignored: c.ignored,
-        precision: r.precision,
-        recall: r.recall,
-        f1: r.f1,
-        dice: r.dice,
-        gt_voxels: c.gt_voxels,
-        pred_voxels: c.pred_voxels,
-        intersection_voxels: c.intersection_voxels,
+        tally,
+        voxels,
         correspondence: m.correspondence,
     }
 }
 
 fn case_json(c: &CaseResult) -> CaseJson<'_> {
-    let (k, r) = (&c.counts, &c.rates);
+    let (tally, voxels) = tally(&c.counts, &c.rates);
     CaseJson {
         case: &c.case,
-        gt: k.gt,
-        pred: k.pred,
-        tp: k.tp,
-        fp: k.fp,
-        fn_: k.fn_,
-        tp_pred: k.tp_pred,
-        ignored: k.ignored,
-        precision: r.precision,
-        recall: r.recall,
-        f1: r.f1,
-        dice: r.dice,
+        tally,
         mean_iou: c.mean_iou,
-        gt_voxels: k.gt_voxels,
-        pred_voxels: k.pred_voxels,
-        intersection_voxels: k.intersection_voxels,
+        voxels,
         missing_prediction: c.missing_prediction,
         correspondence: c.correspondence,
         preset_metrics: &c.preset_metrics,
@@ -126,7 +122,7 @@ struct ModelJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     labels: Option<&'a [u32]>,
     cases: Vec<CaseJson<'a>>,
-    total: TotalJson,
+    total: TotalJson<'a>,
     #[serde(rename = "macro")]
     macro_avg: &'a Macro,
     missing: &'a [String],
@@ -158,7 +154,7 @@ enum Body<'a> {
     Single {
         pred: &'a str,
         cases: Vec<CaseJson<'a>>,
-        total: Box<TotalJson>,
+        total: Box<TotalJson<'a>>,
         #[serde(rename = "macro")]
         macro_avg: &'a Macro,
         missing: &'a [String],
@@ -455,25 +451,37 @@ pub fn write_outputs(dir: &Path, models: &[ModelResult], json: &str) -> Result<(
 /// Like [`write_outputs`], with lesions.csv given as text (`merge` has no
 /// lesion rows in memory, only the shards' files), or not written when None.
 pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv: Option<&str>) -> Result<()> {
+    let many = with_model_column(models);
+    let mut files = vec![("cases.csv", cases_csv(models, many))];
+    if let Some(lesions) = lesions_csv {
+        files.push(("lesions.csv", lesions.to_string()));
+    }
+    if many {
+        files.push(("summary.csv", summary_csv(models)));
+    }
+    if models.iter().any(|m| m.detection.is_some()) {
+        files.push(("detection.csv", detection_csv(models)));
+        files.push(("froc.csv", froc_csv(models, many)));
+        files.push(("thresholds.csv", thresholds_csv(models, many)));
+        files.push(("candidates.csv", candidates_csv(models, many)));
+    }
+    files.push(("results.json", json.to_string()));
+    // Every name checked before the first is written, so that a name taken by
+    // a folder fails the run before it leaves a mix of new and old files.
+    if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).is_dir()) {
+        return Err(Error::input(
+            dir.join(name),
+            "is a folder, not a file the report can be written to",
+        ));
+    }
     std::fs::create_dir_all(dir).map_err(|source| Error::Write {
         path: dir.to_path_buf(),
         source,
     })?;
-    let many = with_model_column(models);
-    write_text(&dir.join("cases.csv"), &cases_csv(models, many))?;
-    if let Some(lesions) = lesions_csv {
-        write_text(&dir.join("lesions.csv"), lesions)?;
+    for (name, content) in &files {
+        write_text(&dir.join(name), content)?;
     }
-    if many {
-        write_text(&dir.join("summary.csv"), &summary_csv(models))?;
-    }
-    if models.iter().any(|m| m.detection.is_some()) {
-        write_text(&dir.join("detection.csv"), &detection_csv(models))?;
-        write_text(&dir.join("froc.csv"), &froc_csv(models, many))?;
-        write_text(&dir.join("thresholds.csv"), &thresholds_csv(models, many))?;
-        write_text(&dir.join("candidates.csv"), &candidates_csv(models, many))?;
-    }
-    write_text(&dir.join("results.json"), json)
+    Ok(())
 }
 
 /// A float cell: empty for NaN/∞ (undefined), as JSON's null.
