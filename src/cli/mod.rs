@@ -48,6 +48,12 @@ enum Command {
     /// probability maps.
     Infer(Box<infer::InferArgs>),
     /// Infer, then score the probability maps against the ground truth (tables, FROC, plots) in one go.
+    // `run` writes the probability maps itself, and its report needs a folder.
+    #[command(
+        mut_arg("prob", |a| a.hide(true)),
+        mut_arg("prob_suffix", |a| a.hide(true)),
+        mut_arg("out", |a| a.required(true)),
+    )]
     Run(Box<run::RunArgs>),
 }
 
