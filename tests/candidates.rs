@@ -14,7 +14,7 @@ fn candidates_equal_report_guided_annotation() {
     assert!(cases.len() >= 16);
     let mut checked = 0;
     for (name, case) in cases {
-        let p = prob::read_probability(&dir.join(format!("cases/prob/{name}.nii.gz"))).unwrap();
+        let p = prob::read_probability(&dir.join(format!("cases/prob/{name}.nii.gz")), None).unwrap();
         for (mode_name, mode) in case["modes"].as_object().unwrap() {
             let (m, opts) = match mode_name.as_str() {
                 "0.5" => (
@@ -64,7 +64,7 @@ fn probabilities_outside_unit_interval_are_refused() {
         vals[3] = v;
         let p = d.path().join("p.nii");
         common::RawNifti::f32([2, 2, 2], &vals).write(&p);
-        let err = prob::read_probability(&p).unwrap_err().to_string();
+        let err = prob::read_probability(&p, None).unwrap_err().to_string();
         assert!(
             err.contains("p.nii") && err.contains(word) && err.contains("(1, 1, 0)"),
             "{err}"
@@ -152,7 +152,7 @@ fn detection_metrics_equal_picai_eval() {
         .iter()
         .map(|name| {
             let gt = lesioneval::io::read_mask(&dir.join(format!("cases/gt/{name}.nii.gz"))).unwrap();
-            let p = prob::read_probability(&dir.join(format!("cases/prob/{name}.nii.gz"))).unwrap();
+            let p = prob::read_probability(&dir.join(format!("cases/prob/{name}.nii.gz")), None).unwrap();
             (gt, p)
         })
         .collect();

@@ -292,3 +292,41 @@ fn bad_dimensions_and_affines_are_named() {
     let e = read_error("nan.nii", &nan);
     assert!(e.contains("NaN"), "{e}");
 }
+
+#[test]
+fn one_channel_of_a_4d_or_5d_file_is_read() {
+    let d = tempfile::tempdir().unwrap();
+    let channels: Vec<f32> = (0..3 * 8).map(|i| i as f32).collect();
+    // 2×2×2 voxels, three channels: along dim[4] (MONAI) or dim[5] (ITK vectors).
+    for (dims, name) in [(vec![2u16, 2, 2, 3], "c4.nii"), (vec![2, 2, 2, 1, 3], "c5.nii.gz")] {
+        let mut r = RawNifti::f32([2, 2, 2], &channels);
+        r.dim = dims;
+        let p = d.path().join(name);
+        r.write(&p);
+        for c in 0..3 {
+            let v = io::read_f32_channel(&p, Some(c)).unwrap();
+            assert_eq!(v.geometry.shape, [2, 2, 2]);
+            assert_eq!(v.data, channels[8 * c..8 * (c + 1)], "{name} channel {c}");
+        }
+        let e = io::read_f32_channel(&p, Some(3)).unwrap_err().to_string();
+        assert!(e.contains("has 3 channel(s)"), "{e}");
+        let e = io::read_f32(&p).unwrap_err().to_string();
+        assert!(e.contains("3 volumes"), "{e}");
+    }
+    // A file missing its last channel is truncated, though channel 0 is whole.
+    let mut r = RawNifti::f32([2, 2, 2], &channels[..16]);
+    r.dim = vec![2, 2, 2, 3];
+    for name in ["short.nii", "short.nii.gz"] {
+        let p = d.path().join(name);
+        r.write(&p);
+        let e = io::read_f32_channel(&p, Some(0)).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{name}: {e}");
+    }
+    // Two axes beyond the third above 1: which is the channel is not known.
+    let mut r = RawNifti::f32([2, 2, 2], &channels[..16]);
+    r.dim = vec![2, 2, 2, 2, 2];
+    let p = d.path().join("two_axes.nii");
+    r.write(&p);
+    let e = io::read_f32_channel(&p, Some(0)).unwrap_err().to_string();
+    assert!(e.contains("one axis of channels"), "{e}");
+}

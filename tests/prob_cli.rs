@@ -461,3 +461,68 @@ fn a_missing_map_is_reported_missing() {
         .unwrap();
     assert_eq!(det["score"], 0.0);
 }
+
+/// `path`'s 3-D float32 map p as a 4-D file holding 1 − p and p (a two-class softmax, as MONAI saves it).
+fn as_two_channels(path: &Path, out: &Path) {
+    use std::io::{Read, Write};
+    let mut bytes = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    let at = |o: usize| i16::from_le_bytes([bytes[o], bytes[o + 1]]) as usize;
+    assert_eq!(at(70), 16, "float32 maps");
+    let n = at(42) * at(44) * at(46);
+    let start = f32::from_le_bytes(bytes[108..112].try_into().unwrap()) as usize;
+    let p = bytes[start..start + 4 * n].to_vec();
+    let mut file = bytes[..start].to_vec();
+    file[40..42].copy_from_slice(&4i16.to_le_bytes());
+    file[48..50].copy_from_slice(&2i16.to_le_bytes());
+    for c in p.chunks_exact(4) {
+        file.extend((1.0 - f32::from_le_bytes(c.try_into().unwrap())).to_le_bytes());
+    }
+    file.extend(&p);
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(out).unwrap(), flate2::Compression::fast());
+    enc.write_all(&file).unwrap();
+    enc.finish().unwrap();
+}
+
+#[test]
+fn a_channel_of_a_multi_class_map_scores_as_that_map() {
+    let (gt, prob) = froc_dirs();
+    let d = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(&prob).unwrap() {
+        let e = e.unwrap();
+        as_two_channels(&e.path(), &d.path().join(e.file_name()));
+    }
+    let four = d.path().display().to_string();
+    let mut want = json_of(&["score", "--gt", &gt, "--prob", &prob, "--bootstrap", "0"]);
+    let mut got = json_of(&[
+        "score",
+        "--gt",
+        &gt,
+        "--prob",
+        &four,
+        "--prob-channel",
+        "1",
+        "--bootstrap",
+        "0",
+    ]);
+    assert_eq!(got["config"]["prob"]["channel"], 1, "recorded");
+    for doc in [&mut want, &mut got] {
+        doc["config"]["prob"].as_object_mut().unwrap().remove("channel");
+        doc.as_object_mut().unwrap().remove("pred");
+    }
+    assert_eq!(got, want, "channel 1 scores as the 3-D map it holds");
+    // Without a channel, or with one the file lacks, the file is named and the fix said.
+    for (extra, needle) in [(None, "--prob-channel"), (Some("2"), "has 2 channel(s)")] {
+        let mut c = bin();
+        c.args(["score", "--gt", &gt, "--prob", &four, "--device", "cpu"]);
+        if let Some(k) = extra {
+            c.args(["--prob-channel", k]);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(".nii.gz") && err.contains(needle), "{err}");
+    }
+}

@@ -52,6 +52,7 @@ enum Command {
     #[command(
         mut_arg("prob", |a| a.hide(true)),
         mut_arg("prob_suffix", |a| a.hide(true)),
+        mut_arg("prob_channel", |a| a.hide(true)),
         mut_arg("out", |a| a.required(true)),
     )]
     Run(Box<run::RunArgs>),

@@ -16,6 +16,10 @@ pub struct ProbArgs {
     /// Suffix removed from probability map file names to get case ids (e.g. _prob).
     #[arg(long)]
     pub prob_suffix: Option<String>,
+    /// Maps with one 3-D volume per class (4-D, as MONAI saves a softmax; or 5-D vector images): score channel
+    /// K, e.g. 1 for the lesion class of a two-class softmax.
+    #[arg(long, value_name = "K")]
+    pub prob_channel: Option<usize>,
     /// Candidate extraction: threshold:T (every component of p ≥ T, no cap), or picai_eval's dynamic-fast, dynamic,
     /// dynamic-v2 (see docs/probabilities.md).
     #[arg(long, default_value = "threshold:0.1", value_name = "MODE")]
@@ -77,6 +81,7 @@ impl ProbArgs {
                 seed: self.seed,
                 level: self.ci_level,
             },
+            channel: self.prob_channel,
         })
     }
 }

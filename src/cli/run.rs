@@ -34,8 +34,10 @@ pub fn run(mut a: RunArgs) -> Result<ExitCode> {
     let Some(out) = a.eval.out.clone() else {
         bail!("run needs --out DIR: the probability maps go to DIR/probs, the tables next to them");
     };
-    if a.prob.prob.is_some() {
-        bail!("run writes the probability maps itself (into --out DIR/probs); drop --prob");
+    if a.prob.prob.is_some() || a.prob.prob_channel.is_some() {
+        bail!(
+            "run writes the probability maps itself (into --out DIR/probs, 3-D, of --class); drop --prob and --prob-channel"
+        );
     }
     if a.eval.shard.is_some() {
         bail!("--shard is not supported by run; infer all cases, then score the shards");

@@ -113,7 +113,7 @@ fn dtype_name(code: i16) -> &'static str {
 /// NaN or infinite values are an error: a mask with them is corrupt, and
 /// silently calling them foreground or background would change lesion counts.
 pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
-    let raw = read_raw(path)?;
+    let raw = read_raw(path, None)?;
     let data = match plain_mask(&raw) {
         Some(data) => data,
         None => decode(&raw, path, |v| Ok(u8::from(v != 0.0)), |v| Ok(u8::from(v != 0)))?,
@@ -127,7 +127,7 @@ pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
 
 /// Reads a label map: every voxel must hold a whole number in 0..=u32::MAX.
 pub fn read_labels(path: &Path) -> Result<Volume<u32>> {
-    let raw = read_raw(path)?;
+    let raw = read_raw(path, None)?;
     let data = decode(
         &raw,
         path,
@@ -150,7 +150,15 @@ pub fn read_labels(path: &Path) -> Result<Volume<u32>> {
 /// Reads any supported data type as f32 after scaling (probability maps, images).
 /// Non-finite values are returned as they are; callers decide what they mean.
 pub fn read_f32(path: &Path) -> Result<Volume<f32>> {
-    let raw = read_raw(path)?;
+    read_f32_channel(path, None)
+}
+
+/// [`read_f32`] of one channel of a file that holds several 3-D volumes one
+/// after another (4-D, or 5-D with one axis past the third above 1): MONAI's
+/// multi-channel outputs (one channel per class), frames of a time series.
+/// `None` reads a 3-D file (or one whose extra axes are all 1).
+pub fn read_f32_channel(path: &Path, channel: Option<usize>) -> Result<Volume<f32>> {
+    let raw = read_raw(path, channel)?;
     let data = decode_any(&raw, |v| v as f32);
     Ok(Volume {
         data,
@@ -265,7 +273,7 @@ fn write_error(path: &Path, e: nifti::NiftiError) -> Error {
 /// extensions), and a `.nii.gz` is inflated to its end, so that every gzip
 /// member's CRC and length are checked (bit rot in a mask would otherwise be
 /// scored) and blocked gzip (several members, as bgzip writes) is read whole.
-fn read_raw(path: &Path) -> Result<Raw> {
+fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
     let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
     if !meta.is_file() {
         return Err(Error::input(path, "not a regular file"));
@@ -309,7 +317,27 @@ fn read_raw(path: &Path) -> Result<Raw> {
     }
     let dtype =
         DType::from_code(header.datatype).ok_or_else(|| Error::input(path, unsupported_dtype(header.datatype)))?;
-    let shape = shape_of(path, &header)?;
+    let (shape, channels) = shape_of(path, &header)?;
+    let channel = match channel {
+        Some(c) if c < channels => c,
+        Some(c) => {
+            return Err(Error::input(
+                path,
+                format!("has {channels} channel(s) (0..{channels}); channel {c} was asked for"),
+            ));
+        }
+        None if channels == 1 => 0,
+        None => {
+            return Err(Error::input(
+                path,
+                format!(
+                    "{channels} volumes (channels or frames, dim = {:?}); only one 3-D volume is read here \
+                     (of a probability map with one channel per class, --prob-channel K picks one)",
+                    &header.dim[1..=header.dim[0] as usize]
+                ),
+            ));
+        }
+    };
     let n: usize = shape.iter().product();
     if n > u32::MAX as usize {
         // Labels and run indices are u32: refuse rather than wrap.
@@ -339,12 +367,16 @@ fn read_raw(path: &Path) -> Result<Raw> {
             ),
         )
     };
-    if !gz && meta.len() < offset.saturating_add(expected as u64) {
+    // Every channel must be there, though one is read.
+    let whole = (channels as u64)
+        .checked_mul(expected as u64)
+        .ok_or_else(|| Error::input(path, format!("{channels} volumes of {n} voxels are too large")))?;
+    if !gz && meta.len() < offset.saturating_add(whole) {
         // Known before reading, so a short file allocates nothing.
         return Err(truncated(meta.len().saturating_sub(offset) as usize));
     }
-    // Extensions and padding up to the voxels.
-    let skip = offset - 348;
+    // Extensions and padding up to the voxels, and the channels before the one read.
+    let skip = offset - 348 + (channel * expected) as u64;
     let skipped =
         std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink()).map_err(|e| fail(e, "header extensions"))?;
     if skipped < skip {
@@ -363,7 +395,11 @@ fn read_raw(path: &Path) -> Result<Raw> {
     }
     if gz {
         // Inflate to the end: the checksums are only checked there.
-        std::io::copy(&mut src, &mut std::io::sink()).map_err(|e| fail(e, "voxel data"))?;
+        let rest = std::io::copy(&mut src, &mut std::io::sink()).map_err(|e| fail(e, "voxel data"))?;
+        let after = ((channels - 1 - channel) * expected) as u64;
+        if rest < after {
+            return Err(truncated((whole - after + rest) as usize));
+        }
     }
 
     let geometry = Geometry {
@@ -423,7 +459,10 @@ fn nifti_error(e: nifti::NiftiError) -> String {
     }
 }
 
-fn shape_of(path: &Path, h: &NiftiHeader) -> Result<[usize; 3]> {
+/// The spatial shape, and how many 3-D volumes follow one another in the file:
+/// the product of dim[4..] (time frames, or MONAI's channels in dim[4], or the
+/// vector components ITK writes in dim[5]), of which one may exceed 1.
+fn shape_of(path: &Path, h: &NiftiHeader) -> Result<([usize; 3], usize)> {
     // The file holds dim[] as signed 16-bit integers; the crate keeps the bits as u16.
     let dim = h.dim.map(|d| d as i16);
     let ndim = dim[0];
@@ -445,22 +484,20 @@ fn shape_of(path: &Path, h: &NiftiHeader) -> Result<[usize; 3]> {
         ));
     }
     let dims: Vec<usize> = dims.iter().map(|&d| d as usize).collect();
-    if dims.len() > 3 {
-        let extra: usize = dims[3..].iter().product();
-        if extra > 1 {
-            return Err(Error::input(
-                path,
-                format!(
-                    "{ndim}-D volume with {extra} frames (dim = {dims:?}); only 3-D volumes (or 4-D with one frame) are supported"
-                ),
-            ));
-        }
+    let extra = dims.get(3..).unwrap_or(&[]);
+    if extra.iter().filter(|&&d| d > 1).count() > 1 {
+        return Err(Error::input(
+            path,
+            format!(
+                "{ndim}-D volume (dim = {dims:?}); only 3-D volumes and one axis of channels or frames are supported"
+            ),
+        ));
     }
     let mut shape = [1usize; 3];
     for (s, &d) in shape.iter_mut().zip(&dims) {
         *s = d;
     }
-    Ok(shape)
+    Ok((shape, extra.iter().product()))
 }
 
 /// NIfTI qform: quaternion (b, c, d) plus offsets, pixdim scaling, qfac = pixdim[0].

@@ -109,9 +109,10 @@ pub struct Candidate {
     pub voxels: Vec<u32>,
 }
 
-/// Reads a probability map; values must be finite and within [0, 1].
-pub fn read_probability(path: &Path) -> Result<Volume<f32>> {
-    let vol = io::read_f32(path)?;
+/// Reads a probability map (of a file with one 3-D map per class, `channel`);
+/// values must be finite and within [0, 1].
+pub fn read_probability(path: &Path, channel: Option<usize>) -> Result<Volume<f32>> {
+    let vol = io::read_f32_channel(path, channel)?;
     if let Some((idx, v)) = vol.data.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
         let [nx, ny, _] = vol.geometry.shape;
         return Err(Error::input(

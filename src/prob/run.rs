@@ -57,6 +57,8 @@ pub struct ProbConfig {
     /// Without `--pred`: the lesion masks are `p ≥ mask_threshold`.
     pub mask_threshold: Option<f32>,
     pub bootstrap: BootstrapSettings,
+    /// Maps with several 3-D volumes (one per class): the one scored.
+    pub channel: Option<usize>,
 }
 
 /// The settings as recorded in results.json's `config.prob`.
@@ -73,6 +75,9 @@ pub struct ProbRecord {
     pub bootstrap: usize,
     pub seed: u64,
     pub ci_level: f64,
+    /// `--prob-channel`; absent for 3-D maps (and in files written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<usize>,
 }
 
 impl ProbConfig {
@@ -90,6 +95,7 @@ impl ProbConfig {
             bootstrap: self.bootstrap.resamples,
             seed: self.bootstrap.seed,
             ci_level: self.bootstrap.level,
+            channel: self.channel,
         }
     }
 }
@@ -156,7 +162,7 @@ fn evaluate_case(
     let prob_path = case.preds.last().and_then(|p| p.as_ref());
     let map = match prob_path {
         Some(p) => {
-            let v = Timings::time(&timings.read, || super::read_probability(p))?;
+            let v = Timings::time(&timings.read, || super::read_probability(p, prob.channel))?;
             eval::same_grid(&case.gt, &gt.geometry, p, &v.geometry, config.geometry_tolerance)?;
             Some(v)
         }
