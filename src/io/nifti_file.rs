@@ -257,13 +257,18 @@ fn check_volume_path(path: &Path) -> Result<()> {
 }
 
 fn write_error(path: &Path, e: nifti::NiftiError) -> Error {
-    let source = match e {
-        nifti::NiftiError::Io(io) => io,
-        other => std::io::Error::other(other.to_string()),
-    };
     Error::Write {
         path: path.to_path_buf(),
-        source,
+        source: into_io(e),
+    }
+}
+
+/// The crate's error as an I/O error, its own one where it wraps one (the
+/// crate's message for that variant is the inner error's debug output).
+fn into_io(e: nifti::NiftiError) -> std::io::Error {
+    match e {
+        nifti::NiftiError::Io(io) => io,
+        other => std::io::Error::other(other.to_string()),
     }
 }
 
@@ -301,7 +306,7 @@ fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
         return Err(Error::input(path, not_nifti1(sizeof_hdr)));
     }
     let header = NiftiHeader::from_reader(&head[..])
-        .map_err(|e| Error::input(path, format!("invalid NIfTI-1 header: {}", nifti_error(e))))?;
+        .map_err(|e| Error::input(path, format!("invalid NIfTI-1 header: {}", into_io(e))))?;
     if header.sizeof_hdr != 348 {
         // The header size in one byte order, the other fields in the other.
         return Err(Error::input(path, not_nifti1(header.sizeof_hdr)));
@@ -448,14 +453,6 @@ fn stream_error(e: &std::io::Error, gz: bool, what: &str) -> String {
             format!("corrupt gzip data in the {what}: {e}")
         }
         _ => format!("cannot read the {what}: {e}"),
-    }
-}
-
-/// The crate's error as a sentence (its I/O variant prints as debug output).
-fn nifti_error(e: nifti::NiftiError) -> String {
-    match e {
-        nifti::NiftiError::Io(io) => io.to_string(),
-        other => other.to_string(),
     }
 }
 
