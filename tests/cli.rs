@@ -59,7 +59,7 @@ fn real_4d_is_refused() {
     let mut n = RawNifti::u8([4, 4, 4], vec![0; 128]);
     n.dim = vec![4, 4, 4, 2];
     let (g, p) = pair_with(d.path(), &n, "nii.gz");
-    assert_bad(&g, &p, "pred/case.nii.gz", "2 frames");
+    assert_bad(&g, &p, "pred/case.nii.gz", "holds 2 3-D volumes");
 }
 
 #[test]

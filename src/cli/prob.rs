@@ -18,7 +18,7 @@ pub struct ProbArgs {
     pub prob_suffix: Option<String>,
     /// Maps with one 3-D volume per class (4-D, as MONAI saves a softmax; or 5-D vector images): score channel
     /// K, e.g. 1 for the lesion class of a two-class softmax.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", requires = "prob")]
     pub prob_channel: Option<usize>,
     /// Candidate extraction: threshold:T (every component of p ≥ T, no cap), or picai_eval's dynamic-fast, dynamic,
     /// dynamic-v2 (see docs/probabilities.md).

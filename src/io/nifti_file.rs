@@ -10,8 +10,13 @@
 //!   value = raw·slope + inter, and a mask voxel is foreground if that is ≠ 0.
 //! - The affine is the sform when `sform_code > 0`, else the qform when
 //!   `qform_code > 0`, else diag(pixdim) (the order nibabel's `get_best_affine` uses).
-//! - 4-D files are accepted only with a single frame; NIfTI-2 is refused.
+//! - A file may hold several 3-D volumes one after another (dim[4..7], one
+//!   axis above 1: frames, MONAI's channels, ITK's vector components); one is
+//!   read ([`read_f32_channel`]), and where one is expected the rest must be 1.
+//!   NIfTI-2 and .hdr/.img pairs are refused.
+//! - A `.nii.gz` is inflated to its end (see [`super::gz`]).
 
+use super::gz::GzMembers;
 use super::sparse_mask::{all_zero, sparse_mask};
 use super::{Geometry, Volume};
 use crate::error::{Error, Result};
@@ -240,8 +245,7 @@ pub fn write_f32(path: &Path, values: &[f32], reference: &Header, geometry: &Geo
 /// Refuses an output name the NIfTI writer would change (it appends `.nii` to
 /// any other name, so the file would not land where asked) and an existing folder.
 fn check_volume_path(path: &Path) -> Result<()> {
-    let name = path.to_string_lossy();
-    if !(name.ends_with(".nii") || name.ends_with(".nii.gz")) {
+    if nifti_kind(path).is_none() {
         return Err(Error::input(
             path,
             "volumes are written as .nii or .nii.gz; give the output one of those extensions",
@@ -272,45 +276,105 @@ fn into_io(e: nifti::NiftiError) -> std::io::Error {
     }
 }
 
-/// Reads header and voxel bytes. The byte stream is read here rather than by
-/// the crate, which parses the header only: the data start at `vox_offset`
-/// (the crate reads them right after the header when a file has no
-/// extensions), and a `.nii.gz` is inflated to its end, so that every gzip
-/// member's CRC and length are checked (bit rot in a mask would otherwise be
-/// scored) and blocked gzip (several members, as bgzip writes) is read whole.
-fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    if !meta.is_file() {
-        return Err(Error::input(path, "not a regular file"));
-    }
+/// `.nii.gz` (true) or `.nii` (false); None for other names.
+fn nifti_kind(path: &Path) -> Option<bool> {
     let name = path.to_string_lossy();
-    let gz = name.ends_with(".nii.gz");
-    if !(gz || name.ends_with(".nii")) {
-        return Err(Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"));
-    }
-    let file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let mut src: Box<dyn Read> = if gz {
-        Box::new(flate2::bufread::MultiGzDecoder::new(std::io::BufReader::with_capacity(
-            1 << 16,
-            file,
-        )))
+    if name.ends_with(".nii.gz") {
+        Some(true)
     } else {
-        Box::new(file)
-    };
-    let fail = |e: std::io::Error, what: &str| Error::input(path, stream_error(&e, gz, what));
+        name.ends_with(".nii").then_some(false)
+    }
+}
 
+/// Where the voxels of a file are, from its header.
+struct Layout {
+    dtype: DType,
+    shape: [usize; 3],
+    /// 3-D volumes one after another (channels or frames); 1 for a 3-D file.
+    volumes: usize,
+    /// Bytes of one volume.
+    volume_bytes: u64,
+    /// Byte where the first volume starts.
+    offset: u64,
+}
+
+impl Layout {
+    fn of(path: &Path, header: &NiftiHeader) -> Result<Layout> {
+        let dtype =
+            DType::from_code(header.datatype).ok_or_else(|| Error::input(path, unsupported_dtype(header.datatype)))?;
+        let (shape, volumes) = shape_of(path, header)?;
+        let n: usize = shape.iter().product();
+        if n > u32::MAX as usize {
+            // Labels and run indices are u32: refuse rather than wrap.
+            return Err(Error::input(
+                path,
+                format!("volume of {n} voxels is larger than 2^32 - 1"),
+            ));
+        }
+        let offset = header.vox_offset;
+        // Beyond 2^48 bytes no file is real, and offsets stay far from overflow.
+        if !(352.0..=2f32.powi(48)).contains(&offset) {
+            return Err(Error::input(
+                path,
+                format!("invalid vox_offset {offset}: the voxels of a .nii file start at byte 352 or later"),
+            ));
+        }
+        Ok(Layout {
+            dtype,
+            shape,
+            volumes,
+            volume_bytes: (n * dtype.size()) as u64,
+            // A fractional offset is truncated, as nibabel does.
+            offset: offset as u64,
+        })
+    }
+
+    /// Bytes of all volumes.
+    fn data_bytes(&self) -> Option<u64> {
+        self.volume_bytes.checked_mul(self.volumes as u64)
+    }
+
+    fn truncated(&self, path: &Path, got: u64) -> Error {
+        let n = self.volume_bytes / self.dtype.size() as u64;
+        let what = match self.volumes {
+            1 => format!("{n} voxels of {} bytes", self.dtype.size()),
+            v => format!("{v} volumes of {n} voxels of {} bytes", self.dtype.size()),
+        };
+        let want = self.data_bytes().unwrap_or(u64::MAX);
+        Error::input(
+            path,
+            format!(
+                "truncated data: {got} of {want} bytes ({what}) from byte {}",
+                self.offset
+            ),
+        )
+    }
+}
+
+/// Reads and checks the 348-byte header at the start of `src`.
+fn read_header(path: &Path, src: &mut impl Read, gz: bool) -> Result<NiftiHeader> {
     let mut head = [0u8; 348];
-    src.read_exact(&mut head).map_err(|e| fail(e, "header"))?;
+    src.read_exact(&mut head)
+        .map_err(|e| Error::input(path, stream_error(&e, gz, "in the header")))?;
     let sizeof_hdr = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
-    if sizeof_hdr != 348 && sizeof_hdr.swap_bytes() != 348 {
+    let little = sizeof_hdr == 348;
+    if !little && sizeof_hdr.swap_bytes() != 348 {
         return Err(Error::input(path, not_nifti1(sizeof_hdr)));
+    }
+    // The crate takes the byte order from dim[0] (1..=7 when read right);
+    // sizeof_hdr has told it already, so a bad dim[0] is reported as such.
+    let dim0 = match little {
+        true => i16::from_le_bytes([head[40], head[41]]),
+        false => i16::from_be_bytes([head[40], head[41]]),
+    };
+    if !(1..=7).contains(&dim0) {
+        return Err(Error::input(
+            path,
+            format!("invalid number of dimensions dim[0] = {dim0} (must be 1 to 7)"),
+        ));
     }
     let header = NiftiHeader::from_reader(&head[..])
         .map_err(|e| Error::input(path, format!("invalid NIfTI-1 header: {}", into_io(e))))?;
-    if header.sizeof_hdr != 348 {
-        // The header size in one byte order, the other fields in the other.
-        return Err(Error::input(path, not_nifti1(header.sizeof_hdr)));
-    }
     if &header.magic != b"n+1\0" {
         return Err(Error::input(
             path,
@@ -320,95 +384,76 @@ fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
             ),
         ));
     }
-    let dtype =
-        DType::from_code(header.datatype).ok_or_else(|| Error::input(path, unsupported_dtype(header.datatype)))?;
-    let (shape, channels) = shape_of(path, &header)?;
-    let channel = match channel {
-        Some(c) if c < channels => c,
-        Some(c) => {
-            return Err(Error::input(
-                path,
-                format!("has {channels} channel(s) (0..{channels}); channel {c} was asked for"),
-            ));
-        }
-        None if channels == 1 => 0,
-        None => {
-            return Err(Error::input(
-                path,
-                format!(
-                    "{channels} volumes (channels or frames, dim = {:?}); only one 3-D volume is read here \
-                     (of a probability map with one channel per class, --prob-channel K picks one)",
-                    &header.dim[1..=header.dim[0] as usize]
-                ),
-            ));
-        }
+    Ok(header)
+}
+
+/// How many 3-D volumes (channels or frames) a file holds, from its header.
+pub fn volumes_in(path: &Path) -> Result<usize> {
+    let gz = nifti_kind(path).ok_or_else(|| Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let header = match gz {
+        true => read_header(path, &mut GzMembers::new(std::io::BufReader::new(file)), gz)?,
+        false => read_header(path, &mut std::io::BufReader::new(file), gz)?,
     };
-    let n: usize = shape.iter().product();
-    if n > u32::MAX as usize {
-        // Labels and run indices are u32: refuse rather than wrap.
-        return Err(Error::input(
-            path,
-            format!("volume of {n} voxels is larger than 2^32 - 1"),
-        ));
+    Ok(Layout::of(path, &header)?.volumes)
+}
+
+/// Reads header and voxel bytes (of one volume: `channel`, or the only one).
+/// The byte stream is read here rather than by the crate, which parses the
+/// header only: the voxels start at `vox_offset` (the crate reads them right
+/// after the header when a file has no extensions), and a `.nii.gz` is
+/// inflated to its end, so that every gzip member's CRC and length are
+/// checked (bit rot in a mask would otherwise be scored) and blocked gzip
+/// (several members, as bgzip writes) is read whole.
+fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    if !meta.is_file() {
+        return Err(Error::input(path, "not a regular file"));
     }
-    let expected = n
-        .checked_mul(dtype.size())
-        .ok_or_else(|| Error::input(path, "volume too large"))?;
-    let offset = header.vox_offset;
-    if !offset.is_finite() || offset < 352.0 {
-        return Err(Error::input(
-            path,
-            format!("invalid vox_offset {offset}: the voxels of a .nii file start at byte 352 or later"),
-        ));
-    }
-    // A fractional offset is truncated, as nibabel does.
-    let offset = offset as u64;
-    let truncated = |got: usize| {
-        Error::input(
-            path,
-            format!(
-                "truncated data: {got} bytes for {n} voxels of {} bytes (from byte {offset})",
-                dtype.size()
-            ),
-        )
-    };
-    // Every channel must be there, though one is read.
-    let whole = (channels as u64)
-        .checked_mul(expected as u64)
-        .ok_or_else(|| Error::input(path, format!("{channels} volumes of {n} voxels are too large")))?;
-    if !gz && meta.len() < offset.saturating_add(whole) {
-        // Known before reading, so a short file allocates nothing.
-        return Err(truncated(meta.len().saturating_sub(offset) as usize));
-    }
-    // Extensions and padding up to the voxels, and the channels before the one read.
-    let skip = offset - 348 + (channel * expected) as u64;
-    let skipped =
-        std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink()).map_err(|e| fail(e, "header extensions"))?;
-    if skipped < skip {
-        return Err(truncated(0));
-    }
-    let mut bytes = Vec::new();
-    bytes
-        .try_reserve_exact(expected)
-        .map_err(|_| Error::input(path, format!("cannot allocate {expected} bytes for the voxels")))?;
-    (&mut src)
-        .take(expected as u64)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e, "voxel data"))?;
-    if bytes.len() < expected {
-        return Err(truncated(bytes.len()));
-    }
-    if gz {
+    let gz = nifti_kind(path).ok_or_else(|| Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let fail = |e: std::io::Error, what: &str| Error::input(path, stream_error(&e, gz, what));
+    let (header, layout, bytes) = if gz {
+        let mut src = GzMembers::new(std::io::BufReader::with_capacity(1 << 16, file));
+        let header = read_header(path, &mut src, gz)?;
+        let layout = Layout::of(path, &header)?;
+        let channel = pick_channel(path, &layout, channel)?;
+        let whole = layout.data_bytes().ok_or_else(|| layout.truncated(path, 0))?;
+        // Extensions and padding up to the voxels, and the volumes before the one read.
+        let before = channel as u64 * layout.volume_bytes;
+        let skip = layout.offset - 348 + before;
+        let skipped = std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink())
+            .map_err(|e| fail(e, "before the voxels read"))?;
+        if skipped < skip {
+            return Err(layout.truncated(path, skipped.saturating_sub(layout.offset - 348)));
+        }
+        let bytes = read_volume(path, &mut src, &layout, &fail)?;
         // Inflate to the end: the checksums are only checked there.
-        let rest = std::io::copy(&mut src, &mut std::io::sink()).map_err(|e| fail(e, "voxel data"))?;
-        let after = ((channels - 1 - channel) * expected) as u64;
-        if rest < after {
-            return Err(truncated((whole - after + rest) as usize));
+        let rest = std::io::copy(&mut src, &mut std::io::sink())
+            .map_err(|e| fail(e, "after the voxels, where the checksums are"))?;
+        let got = before + layout.volume_bytes + rest;
+        if got < whole {
+            return Err(layout.truncated(path, got));
         }
-    }
+        (header, layout, bytes)
+    } else {
+        let header = read_header(path, &mut std::io::BufReader::new(&file), gz)?;
+        let layout = Layout::of(path, &header)?;
+        let channel = pick_channel(path, &layout, channel)?;
+        // Every volume must be there, though one is read; known before
+        // reading, so a short file allocates nothing.
+        let end = layout.data_bytes().and_then(|b| b.checked_add(layout.offset));
+        if end.is_none_or(|end| meta.len() < end) {
+            return Err(layout.truncated(path, meta.len().saturating_sub(layout.offset)));
+        }
+        let start = layout.offset + channel as u64 * layout.volume_bytes;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)).map_err(|e| fail(e, "in the voxel data"))?;
+        let bytes = read_volume(path, &mut file, &layout, &fail)?;
+        (header, layout, bytes)
+    };
 
     let geometry = Geometry {
-        shape,
+        shape: layout.shape,
         spacing: [1, 2, 3].map(|a| f64::from(header.pixdim[a]).abs()),
         affine: affine_of(&header),
     };
@@ -438,22 +483,60 @@ fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
         header,
         geometry,
         bytes,
-        dtype,
+        dtype: layout.dtype,
         big_endian,
         scale,
     })
 }
 
-/// A sentence for an I/O error met while reading `what` of a file.
-fn stream_error(e: &std::io::Error, gz: bool, what: &str) -> String {
+/// A sentence for an I/O error met `place` in a file ("in the header").
+fn stream_error(e: &std::io::Error, gz: bool, place: &str) -> String {
     match e.kind() {
-        std::io::ErrorKind::UnexpectedEof if gz => format!("truncated gzip stream (ends inside the {what})"),
-        std::io::ErrorKind::UnexpectedEof => format!("truncated file (ends inside the {what})"),
+        std::io::ErrorKind::UnexpectedEof if gz => format!("truncated gzip stream: cut short {place}"),
+        std::io::ErrorKind::UnexpectedEof => format!("truncated file: cut short {place}"),
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData if gz => {
-            format!("corrupt gzip data in the {what}: {e}")
+            format!("corrupt gzip data {place}: {e}")
         }
-        _ => format!("cannot read the {what}: {e}"),
+        _ => format!("cannot read the file ({place}): {e}"),
     }
+}
+
+/// The one volume to read.
+fn pick_channel(path: &Path, layout: &Layout, channel: Option<usize>) -> Result<usize> {
+    let volumes = layout.volumes;
+    match channel {
+        Some(c) if c < volumes => Ok(c),
+        Some(c) => Err(Error::input(
+            path,
+            format!("has {volumes} channel(s) (0..{volumes}); channel {c} was asked for"),
+        )),
+        None if volumes == 1 => Ok(0),
+        None => Err(Error::input(
+            path,
+            format!("holds {volumes} 3-D volumes (channels or frames); one 3-D volume is expected here"),
+        )),
+    }
+}
+
+/// Reads one volume's bytes from `src`.
+fn read_volume(
+    path: &Path,
+    src: &mut impl Read,
+    layout: &Layout,
+    fail: &impl Fn(std::io::Error, &str) -> Error,
+) -> Result<Vec<u8>> {
+    let len = layout.volume_bytes;
+    let mut bytes = Vec::new();
+    bytes
+        .try_reserve_exact(len as usize)
+        .map_err(|_| Error::input(path, format!("cannot allocate {len} bytes for the voxels")))?;
+    src.take(len)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e, "in the voxel data"))?;
+    if (bytes.len() as u64) < len {
+        return Err(layout.truncated(path, bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// The spatial shape, and how many 3-D volumes follow one another in the file:

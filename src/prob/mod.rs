@@ -112,7 +112,13 @@ pub struct Candidate {
 /// Reads a probability map (of a file with one 3-D map per class, `channel`);
 /// values must be finite and within [0, 1].
 pub fn read_probability(path: &Path, channel: Option<usize>) -> Result<Volume<f32>> {
-    let vol = io::read_f32_channel(path, channel)?;
+    let vol = io::read_f32_channel(path, channel).map_err(|e| match io::volumes_in(path) {
+        Ok(volumes) if channel.is_none() && volumes > 1 => Error::input(
+            path,
+            format!("holds {volumes} 3-D maps (one per class?): choose the one to score with --prob-channel K"),
+        ),
+        _ => e,
+    })?;
     if let Some((idx, v)) = vol.data.iter().enumerate().find(|(_, v)| !(0.0..=1.0).contains(*v)) {
         let [nx, ny, _] = vol.geometry.shape;
         return Err(Error::input(
