@@ -10,6 +10,7 @@ use crate::metrics::{Counts, Macro, Rates};
 use crate::prob::summary::DetectionSummary;
 use crate::shard::{Partial, ShardSpec};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -452,22 +453,24 @@ pub fn write_outputs(dir: &Path, models: &[ModelResult], json: &str) -> Result<(
 /// lesion rows in memory, only the shards' files), or not written when None.
 pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv: Option<&str>) -> Result<()> {
     let many = with_model_column(models);
-    let mut files = vec![("cases.csv", cases_csv(models, many))];
+    // Each table is made just before it is written, so only one is held at a time.
+    type Make<'a> = Box<dyn Fn() -> Cow<'a, str> + 'a>;
+    let mut files: Vec<(&str, Make)> = vec![("cases.csv", Box::new(|| cases_csv(models, many).into()))];
     if let Some(lesions) = lesions_csv {
-        files.push(("lesions.csv", lesions.to_string()));
+        files.push(("lesions.csv", Box::new(move || lesions.into())));
     }
     if many {
-        files.push(("summary.csv", summary_csv(models)));
+        files.push(("summary.csv", Box::new(|| summary_csv(models).into())));
     }
     if models.iter().any(|m| m.detection.is_some()) {
-        files.push(("detection.csv", detection_csv(models)));
-        files.push(("froc.csv", froc_csv(models, many)));
-        files.push(("thresholds.csv", thresholds_csv(models, many)));
-        files.push(("candidates.csv", candidates_csv(models, many)));
+        files.push(("detection.csv", Box::new(|| detection_csv(models).into())));
+        files.push(("froc.csv", Box::new(|| froc_csv(models, many).into())));
+        files.push(("thresholds.csv", Box::new(|| thresholds_csv(models, many).into())));
+        files.push(("candidates.csv", Box::new(|| candidates_csv(models, many).into())));
     }
-    files.push(("results.json", json.to_string()));
-    // Every name checked before the first is written, so that a name taken by
-    // a folder fails the run before it leaves a mix of new and old files.
+    files.push(("results.json", Box::new(|| json.into())));
+    // Every name checked before the first file is written, so that a name
+    // taken by a folder fails the run before it leaves a mix of new and old files.
     if let Some((name, _)) = files.iter().find(|(name, _)| dir.join(name).is_dir()) {
         return Err(Error::input(
             dir.join(name),
@@ -478,8 +481,8 @@ pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv:
         path: dir.to_path_buf(),
         source,
     })?;
-    for (name, content) in &files {
-        write_text(&dir.join(name), content)?;
+    for (name, make) in &files {
+        write_text(&dir.join(name), &make())?;
     }
     Ok(())
 }
