@@ -30,19 +30,6 @@ pub fn run(a: CompareArgs) -> Result<()> {
             a.preds.len()
         );
     }
-    a.eval.init_threads()?;
-    let pairing = dataset::pair(
-        &a.gt,
-        &a.preds,
-        a.eval.gt_suffix.as_deref(),
-        a.eval.pred_suffix.as_deref(),
-        config.missing,
-    )?;
-    for (p, extra) in a.preds.iter().zip(&pairing.extra) {
-        warn_extra(p, extra);
-    }
-    let (pairing, partial) = a.eval.apply_shard(pairing);
-    let paths: Vec<String> = a.preds.iter().map(|p| p.display().to_string()).collect();
     let names = if a.names.is_empty() {
         default_names(&a.preds)
     } else {
@@ -56,6 +43,19 @@ pub fn run(a: CompareArgs) -> Result<()> {
     {
         bail!("two models are named {dup:?}; give each a distinct --name");
     }
+    a.eval.init_threads()?;
+    let pairing = dataset::pair(
+        &a.gt,
+        &a.preds,
+        a.eval.gt_suffix.as_deref(),
+        a.eval.pred_suffix.as_deref(),
+        config.missing,
+    )?;
+    for (p, extra) in a.preds.iter().zip(&pairing.extra) {
+        warn_extra(p, extra);
+    }
+    let (pairing, partial) = a.eval.apply_shard(pairing);
+    let paths: Vec<String> = a.preds.iter().map(|p| p.display().to_string()).collect();
     let (models, timings) = evaluate_with_progress(&pairing.cases, &names, &paths, &pairing.missing, &config)?;
     let json = report::compare_json(&models, &config.record(), &a.gt.display().to_string(), partial.as_ref());
     a.eval.emit(
