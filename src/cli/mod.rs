@@ -53,7 +53,7 @@ enum Command {
         mut_arg("prob", |a| a.hide(true)),
         mut_arg("prob_suffix", |a| a.hide(true)),
         mut_arg("prob_channel", |a| a.hide(true)),
-        mut_arg("out", |a| a.required(true)),
+        mut_arg("out", |a| a.required(true).help("Write the probability maps (probs/), cases.csv, lesions.csv, results.json and the figures (plots/) into this folder")),
     )]
     Run(Box<run::RunArgs>),
 }
