@@ -23,6 +23,16 @@ fn pair_with(dir: &Path, pred: &RawNifti, name: &str) -> (PathBuf, PathBuf) {
     (g, p)
 }
 
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Runs `score` and asserts exit 2 with a message naming `file` and containing `needle`.
 fn assert_bad(g: &Path, p: &Path, file: &str, needle: &str) {
     let out = bin()
@@ -249,10 +259,7 @@ fn outputs_are_complete_and_byte_identical() {
         );
         assert!(x == y, "{f} differs between runs");
     }
-    let names: Vec<String> = std::fs::read_dir(a.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
+    let names = entries(a.path());
     assert_eq!(names.len(), 3, "no temp files left: {names:?}");
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(a.path().join("results.json")).unwrap()).unwrap();
     for key in [
@@ -462,15 +469,7 @@ fn label_out_must_be_a_nifti_file_name() {
         assert_eq!(o.status.code(), Some(2), "{err}");
         assert!(err.contains(out) && err.contains(needle), "{err}");
     }
-    let left: Vec<_> = std::fs::read_dir(d.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        left,
-        vec![std::ffi::OsString::from("folder.nii.gz")],
-        "nothing else written"
-    );
+    assert_eq!(entries(d.path()), ["folder.nii.gz"], "nothing else written");
 }
 
 #[test]
@@ -589,13 +588,5 @@ fn a_report_name_taken_by_a_folder_fails_before_any_file_is_written() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("lesions.csv") && err.contains("is a folder"), "{err}");
-    let left: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        left,
-        vec![std::ffi::OsString::from("lesions.csv")],
-        "no other file written"
-    );
+    assert_eq!(entries(&out), ["lesions.csv"], "no other file written");
 }
