@@ -325,3 +325,38 @@ fn channels_are_stacked_in_order() {
         }
     }
 }
+
+/// A 4-D image (the Medical Segmentation Decathlon's multi-modal files) gives the same channels,
+/// in the same order, as its volumes written as nnU-Net `_0000`, `_0001` files.
+#[test]
+fn a_4d_image_holds_its_channels() {
+    use common::RawNifti;
+    use lesioneval::infer::pipeline::{ImageCase, read_case};
+    let d = tempfile::tempdir().unwrap();
+    let shape = [5, 4, 3];
+    let chans: Vec<Vec<f32>> = (0..2)
+        .map(|c| (0..60).map(|i| (i * (c + 2)) as f32).collect())
+        .collect();
+    let files: Vec<PathBuf> = (0..2)
+        .map(|c| {
+            let p = d.path().join(format!("case_000{c}.nii.gz"));
+            RawNifti::f32(shape, &chans[c]).write(&p);
+            p
+        })
+        .collect();
+    let mut four = RawNifti::f32(shape, &chans.concat());
+    four.dim = vec![5, 4, 3, 2];
+    let p4 = d.path().join("case.nii.gz");
+    four.write(&p4);
+    let data = |case: ImageCase| -> Vec<Vec<f32>> { read_case(&case).unwrap().into_iter().map(|v| v.data).collect() };
+    let split = data(ImageCase {
+        id: "case".into(),
+        channels: files,
+    });
+    let stacked = data(ImageCase {
+        id: "case".into(),
+        channels: vec![p4],
+    });
+    assert_eq!(split, chans);
+    assert_eq!(stacked, chans);
+}

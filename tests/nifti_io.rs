@@ -319,6 +319,9 @@ fn one_channel_of_a_4d_or_5d_file_is_read() {
         assert!(e.contains("has 3 channel(s)"), "{e}");
         let e = io::read_f32(&p).unwrap_err().to_string();
         assert!(e.contains("holds 3 3-D volumes"), "{e}");
+        let all: Vec<Vec<f32>> = io::read_f32_volumes(&p).unwrap().into_iter().map(|v| v.data).collect();
+        assert_eq!(all.concat(), channels, "{name}: every volume, in order");
+        assert_eq!(all.len(), 3);
     }
     // A file missing its last channel is truncated, though channel 0 is whole.
     let mut r = RawNifti::f32([2, 2, 2], &channels[..16]);

@@ -113,19 +113,31 @@ pub fn backend_for(device: Device) -> Result<Backend> {
     })
 }
 
-/// Read a case's channels; they must share one voxel grid.
+/// Read a case's channels; they must share one voxel grid. A case of one
+/// file may hold its channels as the volumes of a 4-D file (the Medical
+/// Segmentation Decathlon's multi-modal images).
 pub fn read_case(case: &ImageCase) -> Result<Vec<Volume<f32>>> {
-    let vols: Vec<Volume<f32>> = case.channels.iter().map(|p| io::read_f32(p)).collect::<Result<_>>()?;
-    for (v, p) in vols.iter().zip(&case.channels).skip(1) {
+    let (vols, paths): (Vec<Volume<f32>>, Vec<PathBuf>) = match case.channels.as_slice() {
+        [one] => {
+            let vols = io::read_f32_volumes(one)?;
+            let paths = vec![one.clone(); vols.len()];
+            (vols, paths)
+        }
+        files => (
+            files.iter().map(|p| io::read_f32(p)).collect::<Result<_>>()?,
+            files.to_vec(),
+        ),
+    };
+    for (v, p) in vols.iter().zip(&paths).skip(1) {
         if let Some(d) = vols[0].geometry.mismatch(&v.geometry, 1e-4) {
             return Err(Error::Geometry {
-                gt: case.channels[0].clone(),
+                gt: paths[0].clone(),
                 pred: p.clone(),
                 detail: d,
             });
         }
     }
-    for (v, p) in vols.iter().zip(&case.channels) {
+    for (v, p) in vols.iter().zip(&paths) {
         if v.data.iter().any(|x| !x.is_finite()) {
             return Err(Error::input(p, "the image holds NaN or infinite values"));
         }

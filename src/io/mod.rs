@@ -13,7 +13,9 @@ mod sparse_mask;
 
 pub use atomic::write_atomically;
 pub use geometry::Geometry;
-pub use nifti_file::{Header, read_f32, read_f32_channel, read_labels, read_mask, volumes_in, write_f32, write_labels};
+pub use nifti_file::{
+    Header, read_f32, read_f32_channel, read_f32_volumes, read_labels, read_mask, volumes_in, write_f32, write_labels,
+};
 
 /// Voxels in storage order plus the grid they live on.
 #[derive(Debug, Clone)]

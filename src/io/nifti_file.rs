@@ -118,7 +118,7 @@ fn dtype_name(code: i16) -> &'static str {
 /// NaN or infinite values are an error: a mask with them is corrupt, and
 /// silently calling them foreground or background would change lesion counts.
 pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
-    let raw = read_raw(path, None)?;
+    let raw = read_raw(path, Pick::Only)?;
     let data = match plain_mask(&raw) {
         Some(data) => data,
         None => decode(&raw, path, |v| Ok(u8::from(v != 0.0)), |v| Ok(u8::from(v != 0)))?,
@@ -132,7 +132,7 @@ pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
 
 /// Reads a label map: every voxel must hold a whole number in 0..=u32::MAX.
 pub fn read_labels(path: &Path) -> Result<Volume<u32>> {
-    let raw = read_raw(path, None)?;
+    let raw = read_raw(path, Pick::Only)?;
     let data = decode(
         &raw,
         path,
@@ -163,13 +163,39 @@ pub fn read_f32(path: &Path) -> Result<Volume<f32>> {
 /// multi-channel outputs (one channel per class), frames of a time series.
 /// `None` reads a 3-D file (or one whose extra axes are all 1).
 pub fn read_f32_channel(path: &Path, channel: Option<usize>) -> Result<Volume<f32>> {
-    let raw = read_raw(path, channel)?;
+    let raw = read_raw(path, channel.map_or(Pick::Only, Pick::One))?;
     let data = decode_any(&raw, |v| v as f32);
     Ok(Volume {
         data,
         geometry: raw.geometry,
         header: Header(raw.header),
     })
+}
+
+/// Every 3-D volume of a file, in order (one for a 3-D file): the channels of
+/// a multi-modal image as the Medical Segmentation Decathlon ships them (4-D,
+/// modalities in dim[4]). The file is read once.
+pub fn read_f32_volumes(path: &Path) -> Result<Vec<Volume<f32>>> {
+    let mut raw = read_raw(path, Pick::All)?;
+    let volume_bytes = raw.geometry.len() * raw.dtype.size();
+    let count = raw.bytes.len() / volume_bytes;
+    let mut volumes = Vec::with_capacity(count);
+    // Split from the end, so that each volume's bytes are moved out once.
+    for c in (0..count).rev() {
+        let one = Raw {
+            bytes: raw.bytes.split_off(c * volume_bytes),
+            header: raw.header.clone(),
+            geometry: raw.geometry.clone(),
+            ..raw
+        };
+        volumes.push(Volume {
+            data: decode_any(&one, |v| v as f32),
+            geometry: one.geometry,
+            header: Header(one.header),
+        });
+    }
+    volumes.reverse();
+    Ok(volumes)
 }
 
 /// Writes a label volume with the smallest unsigned type that holds `max_label`
@@ -405,7 +431,7 @@ pub fn volumes_in(path: &Path) -> Result<usize> {
 /// inflated to its end, so that every gzip member's CRC and length are
 /// checked (bit rot in a mask would otherwise be scored) and blocked gzip
 /// (several members, as bgzip writes) is read whole.
-fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
+fn read_raw(path: &Path, pick: Pick) -> Result<Raw> {
     let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
     if !meta.is_file() {
         return Err(Error::input(path, "not a regular file"));
@@ -417,21 +443,22 @@ fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
         let mut src = GzMembers::new(std::io::BufReader::with_capacity(1 << 16, file));
         let header = read_header(path, &mut src, gz)?;
         let layout = Layout::of(path, &header)?;
-        let channel = pick_channel(path, &layout, channel)?;
+        let range = pick_volumes(path, &layout, pick)?;
         let whole = layout.data_bytes().ok_or_else(|| layout.truncated(path, 0))?;
-        // Extensions and padding up to the voxels, and the volumes before the one read.
-        let before = channel as u64 * layout.volume_bytes;
+        // Extensions and padding up to the voxels, and the volumes before those read.
+        let before = range.start as u64 * layout.volume_bytes;
+        let len = range.len() as u64 * layout.volume_bytes;
         let skip = layout.offset - 348 + before;
         let skipped = std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink())
             .map_err(|e| fail(e, "before the voxels read"))?;
         if skipped < skip {
             return Err(layout.truncated(path, skipped.saturating_sub(layout.offset - 348)));
         }
-        let bytes = read_volume(path, &mut src, &layout, &fail)?;
+        let bytes = read_volumes(path, &mut src, &layout, len, &fail)?;
         // Inflate to the end: the checksums are only checked there.
         let rest = std::io::copy(&mut src, &mut std::io::sink())
             .map_err(|e| fail(e, "after the voxels, where the checksums are"))?;
-        let got = before + layout.volume_bytes + rest;
+        let got = before + len + rest;
         if got < whole {
             return Err(layout.truncated(path, got));
         }
@@ -439,16 +466,17 @@ fn read_raw(path: &Path, channel: Option<usize>) -> Result<Raw> {
     } else {
         let header = read_header(path, &mut std::io::BufReader::new(&file), gz)?;
         let layout = Layout::of(path, &header)?;
-        let channel = pick_channel(path, &layout, channel)?;
-        // Every volume must be there, though one is read; known before
+        let range = pick_volumes(path, &layout, pick)?;
+        // Every volume must be there, though not all may be read; known before
         // reading, so a short file allocates nothing.
         let end = layout.data_bytes().and_then(|b| b.checked_add(layout.offset));
         if end.is_none_or(|end| meta.len() < end) {
             return Err(layout.truncated(path, meta.len().saturating_sub(layout.offset)));
         }
-        let start = layout.offset + channel as u64 * layout.volume_bytes;
+        let start = layout.offset + range.start as u64 * layout.volume_bytes;
+        let len = range.len() as u64 * layout.volume_bytes;
         std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)).map_err(|e| fail(e, "in the voxel data"))?;
-        let bytes = read_volume(path, &mut file, &layout, &fail)?;
+        let bytes = read_volumes(path, &mut file, &layout, len, &fail)?;
         (header, layout, bytes)
     };
 
@@ -501,31 +529,42 @@ fn stream_error(e: &std::io::Error, gz: bool, place: &str) -> String {
     }
 }
 
-/// The one volume to read.
-fn pick_channel(path: &Path, layout: &Layout, channel: Option<usize>) -> Result<usize> {
+/// Which of a file's 3-D volumes to read.
+#[derive(Clone, Copy)]
+enum Pick {
+    /// The only one (extra axes of size 1).
+    Only,
+    /// One channel or frame.
+    One(usize),
+    All,
+}
+
+/// The volumes to read, as a range of their indices.
+fn pick_volumes(path: &Path, layout: &Layout, pick: Pick) -> Result<Range<usize>> {
     let volumes = layout.volumes;
-    match channel {
-        Some(c) if c < volumes => Ok(c),
-        Some(c) => Err(Error::input(
+    match pick {
+        Pick::All => Ok(0..volumes),
+        Pick::One(c) if c < volumes => Ok(c..c + 1),
+        Pick::One(c) => Err(Error::input(
             path,
             format!("has {volumes} channel(s) (0..{volumes}); channel {c} was asked for"),
         )),
-        None if volumes == 1 => Ok(0),
-        None => Err(Error::input(
+        Pick::Only if volumes == 1 => Ok(0..1),
+        Pick::Only => Err(Error::input(
             path,
             format!("holds {volumes} 3-D volumes (channels or frames); one 3-D volume is expected here"),
         )),
     }
 }
 
-/// Reads one volume's bytes from `src`.
-fn read_volume(
+/// Reads `len` bytes of voxels from `src`.
+fn read_volumes(
     path: &Path,
     src: &mut impl Read,
     layout: &Layout,
+    len: u64,
     fail: &impl Fn(std::io::Error, &str) -> Error,
 ) -> Result<Vec<u8>> {
-    let len = layout.volume_bytes;
     let mut bytes = Vec::new();
     bytes
         .try_reserve_exact(len as usize)
