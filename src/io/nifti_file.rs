@@ -413,18 +413,39 @@ fn read_header(path: &Path, src: &mut impl Read, gz: bool) -> Result<NiftiHeader
     Ok(header)
 }
 
-/// How many 3-D volumes (channels or frames) a file holds, from its header.
-pub fn volumes_in(path: &Path) -> Result<usize> {
-    let gz = nifti_kind(path).ok_or_else(|| Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"))?;
-    let file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let header = match gz {
-        true => read_header(path, &mut GzMembers::new(std::io::BufReader::new(file)), gz)?,
-        false => read_header(path, &mut std::io::BufReader::new(file), gz)?,
-    };
-    Ok(Layout::of(path, &header)?.volumes)
+/// A file's byte stream, positioned after its header.
+enum Source {
+    Plain(std::fs::File),
+    Gz(Box<GzMembers<std::io::BufReader<std::fs::File>>>),
 }
 
-/// Reads header and voxel bytes (of one volume: `channel`, or the only one).
+/// Opens a `.nii` or `.nii.gz` and reads its header and voxel layout; `meta`
+/// is the file's (a `.nii`'s length bounds its voxels).
+fn open(path: &Path) -> Result<(Source, std::fs::Metadata, NiftiHeader, Layout)> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    if !meta.is_file() {
+        return Err(Error::input(path, "not a regular file"));
+    }
+    let gz = nifti_kind(path).ok_or_else(|| Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"))?;
+    let file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+    let (src, header) = if gz {
+        let mut src = GzMembers::new(std::io::BufReader::with_capacity(1 << 16, file));
+        let header = read_header(path, &mut src, gz)?;
+        (Source::Gz(Box::new(src)), header)
+    } else {
+        let header = read_header(path, &mut std::io::BufReader::new(&file), gz)?;
+        (Source::Plain(file), header)
+    };
+    let layout = Layout::of(path, &header)?;
+    Ok((src, meta, header, layout))
+}
+
+/// How many 3-D volumes (channels or frames) a file holds, from its header.
+pub fn volumes_in(path: &Path) -> Result<usize> {
+    Ok(open(path)?.3.volumes)
+}
+
+/// Reads header and voxel bytes (of the volumes `pick` names).
 /// The byte stream is read here rather than by the crate, which parses the
 /// header only: the voxels start at `vox_offset` (the crate reads them right
 /// after the header when a file has no extensions), and a `.nii.gz` is
@@ -432,52 +453,43 @@ pub fn volumes_in(path: &Path) -> Result<usize> {
 /// checked (bit rot in a mask would otherwise be scored) and blocked gzip
 /// (several members, as bgzip writes) is read whole.
 fn read_raw(path: &Path, pick: Pick) -> Result<Raw> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    if !meta.is_file() {
-        return Err(Error::input(path, "not a regular file"));
-    }
-    let gz = nifti_kind(path).ok_or_else(|| Error::input(path, "not a NIfTI file (expected .nii or .nii.gz)"))?;
-    let mut file = std::fs::File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
-    let fail = |e: std::io::Error, what: &str| Error::input(path, stream_error(&e, gz, what));
-    let (header, layout, bytes) = if gz {
-        let mut src = GzMembers::new(std::io::BufReader::with_capacity(1 << 16, file));
-        let header = read_header(path, &mut src, gz)?;
-        let layout = Layout::of(path, &header)?;
-        let range = pick_volumes(path, &layout, pick)?;
-        let whole = layout.data_bytes().ok_or_else(|| layout.truncated(path, 0))?;
-        // Extensions and padding up to the voxels, and the volumes before those read.
-        let before = range.start as u64 * layout.volume_bytes;
-        let len = range.len() as u64 * layout.volume_bytes;
-        let skip = layout.offset - 348 + before;
-        let skipped = std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink())
-            .map_err(|e| fail(e, "before the voxels read"))?;
-        if skipped < skip {
-            return Err(layout.truncated(path, skipped.saturating_sub(layout.offset - 348)));
+    let (src, meta, header, layout) = open(path)?;
+    let range = pick_volumes(path, &layout, pick)?;
+    let before = range.start as u64 * layout.volume_bytes;
+    let len = range.len() as u64 * layout.volume_bytes;
+    let bytes = match src {
+        Source::Gz(mut src) => {
+            let fail = |e: std::io::Error, what: &str| Error::input(path, stream_error(&e, true, what));
+            let whole = layout.data_bytes().ok_or_else(|| layout.truncated(path, 0))?;
+            // Extensions and padding up to the voxels, and the volumes before those read.
+            let skip = layout.offset - 348 + before;
+            let skipped = std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink())
+                .map_err(|e| fail(e, "before the voxels read"))?;
+            if skipped < skip {
+                return Err(layout.truncated(path, skipped.saturating_sub(layout.offset - 348)));
+            }
+            let bytes = read_volumes(path, &mut src, &layout, len, &fail)?;
+            // Inflate to the end: the checksums are only checked there.
+            let rest = std::io::copy(&mut src, &mut std::io::sink())
+                .map_err(|e| fail(e, "after the voxels, where the checksums are"))?;
+            let got = before + len + rest;
+            if got < whole {
+                return Err(layout.truncated(path, got));
+            }
+            bytes
         }
-        let bytes = read_volumes(path, &mut src, &layout, len, &fail)?;
-        // Inflate to the end: the checksums are only checked there.
-        let rest = std::io::copy(&mut src, &mut std::io::sink())
-            .map_err(|e| fail(e, "after the voxels, where the checksums are"))?;
-        let got = before + len + rest;
-        if got < whole {
-            return Err(layout.truncated(path, got));
+        Source::Plain(mut file) => {
+            let fail = |e: std::io::Error, what: &str| Error::input(path, stream_error(&e, false, what));
+            // Every volume must be there, though not all may be read; known before
+            // reading, so a short file allocates nothing.
+            let end = layout.data_bytes().and_then(|b| b.checked_add(layout.offset));
+            if end.is_none_or(|end| meta.len() < end) {
+                return Err(layout.truncated(path, meta.len().saturating_sub(layout.offset)));
+            }
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(layout.offset + before))
+                .map_err(|e| fail(e, "in the voxel data"))?;
+            read_volumes(path, &mut file, &layout, len, &fail)?
         }
-        (header, layout, bytes)
-    } else {
-        let header = read_header(path, &mut std::io::BufReader::new(&file), gz)?;
-        let layout = Layout::of(path, &header)?;
-        let range = pick_volumes(path, &layout, pick)?;
-        // Every volume must be there, though not all may be read; known before
-        // reading, so a short file allocates nothing.
-        let end = layout.data_bytes().and_then(|b| b.checked_add(layout.offset));
-        if end.is_none_or(|end| meta.len() < end) {
-            return Err(layout.truncated(path, meta.len().saturating_sub(layout.offset)));
-        }
-        let start = layout.offset + range.start as u64 * layout.volume_bytes;
-        let len = range.len() as u64 * layout.volume_bytes;
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start)).map_err(|e| fail(e, "in the voxel data"))?;
-        let bytes = read_volumes(path, &mut file, &layout, len, &fail)?;
-        (header, layout, bytes)
     };
 
     let geometry = Geometry {
