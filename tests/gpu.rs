@@ -104,3 +104,41 @@ fn impossible_buffer_is_an_error_not_a_panic() {
     let (ok, _) = label_gpu_with(&ctx, &mask, shape, Connectivity::Six, GpuOptions::default()).unwrap();
     assert_eq!(ok.labels, label_cpu(&mask, shape, Connectivity::Six).labels);
 }
+
+/// Rows of thousands of noisy runs: a hardware GPU must give the CPU's labels.
+/// llvmpipe (lavapipe) stops all loops of a shader invocation after 65 535
+/// iterations in total, which these rows reach; that must come back as an
+/// error, never as labels with unions missing (which it did before the
+/// kernels flagged a loop cut short).
+#[test]
+fn long_noisy_rows_are_exact_or_refused() {
+    if !gpu_available() {
+        return;
+    }
+    let ctx = lesioneval::gpu::context().unwrap();
+    let mut refused = 0;
+    for nx in [4096, 16_384, 65_535] {
+        let shape = [nx, 3, 2];
+        let mask = random_mask(shape, 0.5, 11);
+        for c in Connectivity::ALL {
+            let cpu = label_cpu(&mask, shape, c);
+            match label_gpu_with(&ctx, &mask, shape, c, GpuOptions::default()) {
+                Ok((gpu, _)) => {
+                    assert!(gpu.labels == cpu.labels, "labels differ, {shape:?} c{c}");
+                    assert_eq!(gpu.lesions, cpu.lesions);
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    assert!(!ctx.is_hardware(), "{shape:?} c{c} on {}: {e}", ctx.describe());
+                    assert!(e.contains("ended a labelling loop"), "{e}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{refused} of 9 refused on {}", ctx.describe());
+    if !ctx.is_hardware() {
+        // What this test guards: on the software adapter the cut does happen.
+        assert!(refused > 0, "no loop was cut short on {}", ctx.describe());
+    }
+}

@@ -320,10 +320,11 @@ fn run_slab(
     });
     let runs_buf = storage("runs", packed);
     let rows_buf = storage("row_ptr", row_ptr);
+    // One word per run, then the flag of a loop cut short (ccl.wgsl).
     let l_size = if opts.oversize_buffer {
         ctx.limits.max_buffer_size + 4
     } else {
-        nruns * 4
+        (nruns + 1) * 4
     };
     let l_buf = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("parents"),
@@ -333,7 +334,7 @@ fn run_slab(
     });
     let readback = d.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback"),
-        size: nruns * 4,
+        size: (nruns + 1) * 4,
         usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
@@ -416,12 +417,20 @@ fn run_slab(
     let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor {
         label: Some("readback"),
     });
-    enc.copy_buffer_to_buffer(&l_buf, 0, &readback, 0, nruns * 4);
+    enc.copy_buffer_to_buffer(&l_buf, 0, &readback, 0, (nruns + 1) * 4);
     ctx.queue.submit([enc.finish()]);
     let roots = map_read::<u32>(d, &readback);
     check_scopes(validation, oom, "running the labelling kernels")?;
-    let roots = roots?;
+    let mut roots = roots?;
     timings.readback_ms += ms(t_rb);
+    if roots.pop() != Some(0) {
+        return Err(Error::Gpu(format!(
+            "the adapter {} ended a labelling loop before it finished, so unions would be missing; \
+             software adapters (llvmpipe) stop a shader's loops after 65 535 iterations, which rows \
+             of thousands of runs reach (label on the CPU: --device cpu or auto)",
+            ctx.describe()
+        )));
+    }
 
     match queries.as_ref().map(|(_, _, read)| map_read::<u64>(d, read)) {
         Some(Ok(t)) => {

@@ -11,6 +11,12 @@
 // component's root is its first run in storage order; `resolve` writes each
 // run's root, and the CPU numbers components 1..N from that in one pass, which
 // gives byte-identical labels to the CPU backend.
+//
+// Every loop checks on exit that it ended by its own condition, and if not
+// sets the flag word L[nruns]: llvmpipe (lavapipe, the software adapter)
+// ends all loops of an invocation after 65 535 iterations in total, which a
+// row of thousands of noisy runs reaches; the host then refuses the result
+// instead of returning labels with unions missing.
 
 struct Params {
     ny: u32,
@@ -30,20 +36,30 @@ struct Params {
 @group(0) @binding(1) var<storage, read> runs: array<u32>;
 // Per row: index of its first run; row_ptr[nrows] = nruns.
 @group(0) @binding(2) var<storage, read> row_ptr: array<u32>;
-// Union-find parent per run; after `resolve`, the root per run.
+// Union-find parent per run; after `resolve`, the root per run. One more
+// word, L[nruns], is the flag of a loop cut short (zero-initialised).
 @group(0) @binding(3) var<storage, read_write> L: array<atomic<u32>>;
+
+fn cut_short() {
+    atomicStore(&L[P.nruns], 1u);
+}
 
 fn find(x0: u32) -> u32 {
     var x = x0;
+    var done = false;
     loop {
         let p = atomicLoad(&L[x]);
         if p == x {
+            done = true;
             break;
         }
         // Path halving; parents only ever decrease, so atomicMin keeps that true.
         let gp = atomicLoad(&L[p]);
         atomicMin(&L[x], gp);
         x = p;
+    }
+    if !done {
+        cut_short();
     }
     return x;
 }
@@ -70,6 +86,8 @@ fn unite(a0: u32, b0: u32) {
         a = find(old);
         b = find(b);
     }
+    // Only reached when the loop was ended from outside (it leaves by return).
+    cut_short();
 }
 
 @compute @workgroup_size(256)
@@ -101,6 +119,9 @@ fn sweep(cur: u32, prev: u32, tol: u32) {
         } else {
             j++;
         }
+    }
+    if i < ie && j < je {
+        cut_short();
     }
 }
 
