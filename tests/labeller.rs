@@ -102,29 +102,6 @@ fn long_rows_and_thin_volumes() {
     }
 }
 
-/// Run ends are stored in 16 bits up to rows of 65 535 voxels and in 32 bits
-/// beyond: both sides of the switch, with runs that end at the row's end.
-/// The CPU paths only: this is their storage; the GPU packs x in 16 bits and
-/// has its own long-row test in tests/gpu.rs.
-#[test]
-fn rows_at_the_run_lists_width_switch() {
-    for (nx, d) in [
-        (65_535, 0.5),
-        (65_535, 0.97),
-        (65_536, 0.6),
-        (70_001, 0.5),
-        (70_001, 0.97),
-    ] {
-        let shape = [nx, 3, 2];
-        let mask = random_mask(shape, d, 11);
-        for (_, backend) in backends().into_iter().filter(|(name, _)| name.starts_with("cpu")) {
-            for c in Connectivity::ALL {
-                assert_same_as_reference(backend, &mask, shape, c);
-            }
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct Manifest {
     tool: String,

@@ -19,8 +19,7 @@
 //!    lists are read off with `trailing_zeros` without a branch per voxel
 //!    (noisy masks have runs of one or two voxels).
 //!    Runs are kept in raster order (row by row in storage order, left to
-//!    right in a row), per slab, their ends in 16 bits unless rows are longer
-//!    than 65 535 voxels ([`Coord`]): 8 bytes per run with its label, not 12.
+//!    right in a row), per slab.
 //! 3. **Union.** A run can only touch runs of earlier rows through the rows
 //!    above (j−1, k), behind (j, k−1), and the two diagonals (j∓1, k−1). For
 //!    each such row a two-pointer sweep finds overlapping runs:
@@ -102,53 +101,14 @@ use crate::pages::{self, Advice};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
-/// A run's first voxel or end (one past its last) as the run lists store it:
-/// `u16` when rows are short enough, which is every medical volume (rows of at
-/// most 65 535 voxels), else `u32`. Half the bytes per run is half the fresh
-/// memory the lists take from the kernel; on dense noise they are tens of
-/// millions of runs (random p=0.5 512³: 268 MB of `u32` ends, 134 MB as `u16`),
-/// and their page work is what a second thread speeds up least
-/// (docs/benchmarks.md, "Fourteenth session").
-pub(super) trait Coord: Copy + Send + Sync + 'static {
-    /// The longest row whose run ends fit.
-    const MAX_ROW: usize;
-    /// `x`, which is at most [`Coord::MAX_ROW`].
-    fn of(x: u32) -> Self;
-    fn get(self) -> u32;
-}
-
-impl Coord for u16 {
-    const MAX_ROW: usize = u16::MAX as usize;
-    #[inline]
-    fn of(x: u32) -> Self {
-        x as u16
-    }
-    #[inline]
-    fn get(self) -> u32 {
-        u32::from(self)
-    }
-}
-
-impl Coord for u32 {
-    const MAX_ROW: usize = u32::MAX as usize;
-    #[inline]
-    fn of(x: u32) -> Self {
-        x
-    }
-    #[inline]
-    fn get(self) -> u32 {
-        self
-    }
-}
-
 /// Foreground runs of a range of rows: row r's runs are `start[row_ptr[r]..row_ptr[r+1]]`.
-pub(super) struct Runs<C = u32> {
-    pub(super) start: Vec<C>,
-    pub(super) end: Vec<C>,
+pub(super) struct Runs {
+    pub(super) start: Vec<u32>,
+    pub(super) end: Vec<u32>,
     pub(super) row_ptr: Vec<u32>,
 }
 
-impl<C> Runs<C> {
+impl Runs {
     /// Whether row `r` holds any foreground.
     fn busy(&self, r: usize) -> bool {
         self.row_ptr[r] != self.row_ptr[r + 1]
@@ -163,12 +123,7 @@ const PARALLEL_MIN_VOXELS: usize = 1 << 20;
 /// does not leave the other threads idle.
 const SLABS_PER_THREAD: usize = 4;
 
-///
-/// # Panics
-/// If `nx` exceeds `C::MAX_ROW` (callers pick `C` by the row length).
-pub(super) fn find_runs<C: Coord>(mask: &[u8], nx: usize, rows: usize) -> Runs<C> {
-    assert!(nx <= C::MAX_ROW, "rows of {nx} voxels do not fit the run lists' type");
-    let map_piece_runs = MAP_PIECE_BYTES / std::mem::size_of::<C>();
+pub(super) fn find_runs(mask: &[u8], nx: usize, rows: usize) -> Runs {
     let mut start = Vec::new();
     let mut end = Vec::new();
     let mut row_ptr = Vec::with_capacity(rows + 1);
@@ -176,13 +131,13 @@ pub(super) fn find_runs<C: Coord>(mask: &[u8], nx: usize, rows: usize) -> Runs<C
     // Dense masks have tens of millions of runs: past the first piece, the
     // lists' next piece is mapped ahead in one call rather than faulted in
     // page by page as the pushes reach it.
-    let mut mapped_to = map_piece_runs;
+    let mut mapped_to = MAP_PIECE_RUNS;
     for line in mask[..nx * rows].chunks_exact(nx.max(1)) {
         // One vectorised OR rejects empty rows (most rows of a lesion mask)
         // at memory speed, before any per-chunk bit work.
         if line.iter().fold(0u8, |a, &b| a | b) != 0 {
             if start.len() + nx >= mapped_to {
-                let piece = map_piece_runs + nx;
+                let piece = MAP_PIECE_RUNS + nx;
                 if start.capacity() < start.len() + piece {
                     // Room for the runs the rest of the slab will hold at the
                     // density seen so far: dense noise reallocates (copies)
@@ -202,7 +157,7 @@ pub(super) fn find_runs<C: Coord>(mask: &[u8], nx: usize, rows: usize) -> Runs<C
                     .min(end.capacity() - end.len());
                 map_spare(&mut start, piece);
                 map_spare(&mut end, piece);
-                mapped_to = (start.len() + map_piece_runs).min(start.capacity());
+                mapped_to = (start.len() + MAP_PIECE_RUNS).min(start.capacity());
             }
             scan_row(line, &mut start, &mut end);
         }
@@ -242,7 +197,7 @@ fn fg_bits_short(tail: &[u8]) -> u64 {
 
 /// Appends the runs of one row (see step 2 of the module comment).
 #[inline]
-fn scan_row<C: Coord>(line: &[u8], start: &mut Vec<C>, end: &mut Vec<C>) {
+fn scan_row(line: &[u8], start: &mut Vec<u32>, end: &mut Vec<u32>) {
     // `carry` is 1 when the voxel before the current chunk is foreground.
     let mut carry = 0u64;
     let mut base = 0u32;
@@ -257,7 +212,7 @@ fn scan_row<C: Coord>(line: &[u8], start: &mut Vec<C>, end: &mut Vec<C>) {
     let tail = chunks.remainder();
     if tail.is_empty() {
         if carry != 0 {
-            end.push(C::of(base));
+            end.push(base);
         }
         return;
     }
@@ -270,15 +225,15 @@ fn scan_row<C: Coord>(line: &[u8], start: &mut Vec<C>, end: &mut Vec<C>) {
 }
 
 #[inline]
-fn push_edges<C: Coord>(edges: u64, m: u64, base: u32, start: &mut Vec<C>, end: &mut Vec<C>) {
+fn push_edges(edges: u64, m: u64, base: u32, start: &mut Vec<u32>, end: &mut Vec<u32>) {
     let mut s = edges & m;
     while s != 0 {
-        start.push(C::of(base + s.trailing_zeros()));
+        start.push(base + s.trailing_zeros());
         s &= s - 1;
     }
     let mut e = edges & !m;
     while e != 0 {
-        end.push(C::of(base + e.trailing_zeros()));
+        end.push(base + e.trailing_zeros());
         e &= e - 1;
     }
 }
@@ -326,32 +281,19 @@ pub(super) fn neighbour_rows(connectivity: Connectivity) -> &'static [(isize, is
 /// Calls `touch(i, j)` for every pair of runs of rows `cur` and `prev` that
 /// touch (overlap in x, or with `tol` = 1 also diagonally).
 #[inline]
-pub(super) fn touching_runs<C: Coord>(
-    runs: &Runs<C>,
-    cur: usize,
-    prev: usize,
-    tol: u32,
-    touch: impl FnMut(usize, usize),
-) {
+pub(super) fn touching_runs(runs: &Runs, cur: usize, prev: usize, tol: u32, touch: impl FnMut(usize, usize)) {
     touching_between(runs, cur, runs, prev, tol, touch);
 }
 
 /// [`touching_runs`] for rows held in two run lists (two slabs); indices are
 /// into each list.
 #[inline]
-fn touching_between<C: Coord>(
-    a: &Runs<C>,
-    cur: usize,
-    b: &Runs<C>,
-    prev: usize,
-    tol: u32,
-    mut touch: impl FnMut(usize, usize),
-) {
+fn touching_between(a: &Runs, cur: usize, b: &Runs, prev: usize, tol: u32, mut touch: impl FnMut(usize, usize)) {
     let (mut i, ie) = (a.row_ptr[cur] as usize, a.row_ptr[cur + 1] as usize);
     let (mut j, je) = (b.row_ptr[prev] as usize, b.row_ptr[prev + 1] as usize);
     while i < ie && j < je {
-        let (as_, ae) = (a.start[i].get(), a.end[i].get());
-        let (bs, be) = (b.start[j].get(), b.end[j].get());
+        let (as_, ae) = (a.start[i], a.end[i]);
+        let (bs, be) = (b.start[j], b.end[j]);
         if as_ < be + tol && bs < ae + tol {
             touch(i, j);
         }
@@ -365,15 +307,14 @@ fn touching_between<C: Coord>(
 
 /// Whether any run of row `cur` of `a` touches a run of row `prev` of `b`
 /// ([`touching_between`]'s rule), stopping at the first touch.
-fn any_touch<C: Coord>(a: &Runs<C>, cur: usize, b: &Runs<C>, prev: usize, tol: u32) -> bool {
+fn any_touch(a: &Runs, cur: usize, b: &Runs, prev: usize, tol: u32) -> bool {
     let (mut i, ie) = (a.row_ptr[cur] as usize, a.row_ptr[cur + 1] as usize);
     let (mut j, je) = (b.row_ptr[prev] as usize, b.row_ptr[prev + 1] as usize);
     while i < ie && j < je {
-        let (as_, ae, bs, be) = (a.start[i].get(), a.end[i].get(), b.start[j].get(), b.end[j].get());
-        if as_ < be + tol && bs < ae + tol {
+        if a.start[i] < b.end[j] + tol && b.start[j] < a.end[i] + tol {
             return true;
         }
-        if ae <= be {
+        if a.end[i] <= b.end[j] {
             i += 1;
         } else {
             j += 1;
@@ -384,7 +325,7 @@ fn any_touch<C: Coord>(a: &Runs<C>, cur: usize, b: &Runs<C>, prev: usize, tol: u
 
 /// The label every run of row `r` carries (`label[k]` is run `k + first`'s),
 /// or [`NO_LABEL`] if they differ or the row is empty.
-fn row_label<C>(runs: &Runs<C>, label: &[u32], first: usize, r: usize) -> u32 {
+fn row_label(runs: &Runs, label: &[u32], first: usize, r: usize) -> u32 {
     let span = &label[runs.row_ptr[r] as usize - first..runs.row_ptr[r + 1] as usize - first];
     match span.first() {
         Some(&l0) if span.iter().all(|&l| l == l0) => l0,
@@ -411,8 +352,8 @@ pub fn label_cpu(mask: &[u8], shape: [usize; 3], connectivity: Connectivity) -> 
 
 /// One slab's runs, each run's provisional label, and the slab's union-find
 /// over those labels (all local: the slab's first label is 0).
-struct Slab<C> {
-    runs: Runs<C>,
+struct Slab {
+    runs: Runs,
     label: Vec<u32>,
     uf: Vec<u32>,
 }
@@ -490,21 +431,6 @@ fn label_slabs<const STATS: bool>(
     slabs: usize,
     zeroed: Option<Vec<u32>>,
 ) -> Components {
-    if shape[0] <= u16::MAX_ROW {
-        label_slabs_as::<STATS, u16>(mask, shape, connectivity, slabs, zeroed)
-    } else {
-        label_slabs_as::<STATS, u32>(mask, shape, connectivity, slabs, zeroed)
-    }
-}
-
-/// [`label_slabs`] with run ends stored as `C`.
-fn label_slabs_as<const STATS: bool, C: Coord>(
-    mask: &[u8],
-    shape: [usize; 3],
-    connectivity: Connectivity,
-    slabs: usize,
-    zeroed: Option<Vec<u32>>,
-) -> Components {
     let [nx, ny, nz] = shape;
     let n = nx * ny * nz;
     assert_eq!(mask.len(), n, "mask length does not match shape {shape:?}");
@@ -522,10 +448,10 @@ fn label_slabs_as<const STATS: bool, C: Coord>(
     let neighbours = neighbour_rows(connectivity);
 
     // Steps 2 and 3 per slab.
-    let mut work: Vec<Slab<C>> = bounds
+    let mut work: Vec<Slab> = bounds
         .par_iter()
         .map(|&(z0, z1)| {
-            let runs = find_runs::<C>(&mask[z0 * plane..z1 * plane], nx, (z1 - z0) * ny);
+            let runs = find_runs(&mask[z0 * plane..z1 * plane], nx, (z1 - z0) * ny);
             let (label, uf) = union_slab(&runs, &mask[z0 * plane..z1 * plane], [nx, ny, z1 - z0], neighbours);
             Slab { runs, label, uf }
         })
@@ -572,7 +498,7 @@ fn label_slabs_as<const STATS: bool, C: Coord>(
             // matters: a sweep that stops at the first touch finds that in a
             // few steps instead of visiting every run pair (a mispredicted
             // branch each).
-            let roots = |w: &Slab<C>, off: u32, rows: std::ops::Range<usize>| -> Vec<u32> {
+            let roots = |w: &Slab, off: u32, rows: std::ops::Range<usize>| -> Vec<u32> {
                 let span = w.runs.row_ptr[rows.start] as usize..w.runs.row_ptr[rows.end] as usize;
                 w.label[span].iter().map(|&l| root(&uf, l + off)).collect()
             };
@@ -648,7 +574,7 @@ fn label_slabs_as<const STATS: bool, C: Coord>(
         .zip(&first[..nslabs])
         .map(|(((((out, own), w), &(z0, _)), &loff), &first)| {
             let slab_mask = &mask[z0 * plane..z0 * plane + out.len()];
-            write_slab::<STATS, C>(
+            write_slab::<STATS>(
                 w,
                 &final_label[loff..],
                 first,
@@ -667,13 +593,13 @@ fn label_slabs_as<const STATS: bool, C: Coord>(
 }
 
 /// How many of rows `rows` hold foreground.
-fn busy_rows<C>(runs: &Runs<C>, rows: std::ops::Range<usize>) -> usize {
+fn busy_rows(runs: &Runs, rows: std::ops::Range<usize>) -> usize {
     rows.filter(|&r| runs.busy(r)).count()
 }
 
 /// True when most of rows `rows` hold foreground, so the write will touch
 /// nearly every page of their part of a fresh label volume anyway.
-fn dense_rows<C>(runs: &Runs<C>, rows: std::ops::Range<usize>) -> bool {
+fn dense_rows(runs: &Runs, rows: std::ops::Range<usize>) -> bool {
     2 * busy_rows(runs, rows.clone()) > rows.len()
 }
 
@@ -716,7 +642,7 @@ enum MapAhead {
 /// consecutive rows with foreground (a lesion's cross-section in a plane) that
 /// covers a few pages. One call per stretch instead of one page fault per
 /// page: on a sparse 512³ mask the faults were most of the labelling's time.
-fn map_chunk<C>(runs: &Runs<C>, row0: usize, out: &mut [u32], nx: usize, map_ahead: MapAhead) {
+fn map_chunk(runs: &Runs, row0: usize, out: &mut [u32], nx: usize, map_ahead: MapAhead) {
     if map_ahead == MapAhead::Nothing {
         return;
     }
@@ -774,7 +700,7 @@ fn par_filled<T: Send>(bounds: &[usize], value: impl Fn(usize, usize) -> T + Syn
 }
 
 /// Reserves room for `extra` more elements in `v` and maps that room now.
-fn map_spare<T>(v: &mut Vec<T>, extra: usize) {
+fn map_spare(v: &mut Vec<u32>, extra: usize) {
     v.reserve(extra);
     let spare = &mut v.spare_capacity_mut()[..extra];
     let len = std::mem::size_of_val(spare);
@@ -837,13 +763,10 @@ fn prefault(out: &mut [u32]) {
 const SOLID_ROW_RUNS: usize = 2;
 
 /// Whether row `r` is solid: one or two runs covering at least 7/8 of it.
-fn solid_row<C: Coord>(runs: &Runs<C>, r: usize, nx: usize) -> bool {
+fn solid_row(runs: &Runs, r: usize, nx: usize) -> bool {
     let span = runs.row_ptr[r] as usize..runs.row_ptr[r + 1] as usize;
     (1..=SOLID_ROW_RUNS).contains(&span.len())
-        && 8 * span
-            .map(|i| (runs.end[i].get() - runs.start[i].get()) as usize)
-            .sum::<usize>()
-            >= 7 * nx
+        && 8 * span.map(|i| (runs.end[i] - runs.start[i]) as usize).sum::<usize>() >= 7 * nx
 }
 
 /// A 2 MiB region of a fresh label volume gets a huge page when at least this
@@ -855,8 +778,8 @@ const HUGE_MIN_PAGES: usize = (pages::HUGE_PAGE / pages::PAGE) / 4;
 /// address `base` with rows of `nx` labels. Each busy row is counted from its
 /// first run's start to its last run's end, which is exact for every page a
 /// row of lesions touches and at most over-counts the gaps between its runs.
-fn touched_pages<C: Coord>(
-    runs: &Runs<C>,
+fn touched_pages(
+    runs: &Runs,
     nx: usize,
     base: usize,
     rows: std::ops::Range<usize>,
@@ -866,8 +789,8 @@ fn touched_pages<C: Coord>(
     let mut next_page = 0; // pages below this one are counted already
     for r in rows.filter(|&r| runs.busy(r)) {
         let (a, b) = (runs.row_ptr[r] as usize, runs.row_ptr[r + 1] as usize);
-        let lo = (base + (r * nx + runs.start[a].get() as usize) * 4).max(region.start);
-        let hi = (base + (r * nx + runs.end[b - 1].get() as usize) * 4).min(region.end);
+        let lo = (base + (r * nx + runs.start[a] as usize) * 4).max(region.start);
+        let hi = (base + (r * nx + runs.end[b - 1] as usize) * 4).min(region.end);
         if lo >= hi {
             continue;
         }
@@ -891,7 +814,7 @@ fn touched_pages<C: Coord>(
 /// which waits until no other thread is mapping pages ahead (`map_chunk`).
 /// Issued from the write threads themselves, the two threads of a sparse
 /// 512³ mask spent most of their time waiting on each other there.
-fn advise_huge<C: Coord>(work: &[Slab<C>], labels: &mut [u32], voxel_bounds: &[usize], nx: usize) {
+fn advise_huge(work: &[Slab], labels: &mut [u32], voxel_bounds: &[usize], nx: usize) {
     let base = labels.as_mut_ptr() as usize;
     let mut stretch: Option<(usize, usize)> = None;
     let flush = |st: Option<(usize, usize)>| {
@@ -938,13 +861,7 @@ fn advise_huge<C: Coord>(work: &[Slab<C>], labels: &mut [u32], voxel_bounds: &[u
 /// `calloc` has cleared) the advice changes nothing until the pages are given
 /// back; where the kernel does not follow it (THP off) nothing changes either.
 /// The bytes written are the same in every case.
-fn huge_regions<C: Coord>(
-    work: &[Slab<C>],
-    voxel_bounds: &[usize],
-    base: usize,
-    nx: usize,
-    mut pick: impl FnMut(usize),
-) {
+fn huge_regions(work: &[Slab], voxel_bounds: &[usize], base: usize, nx: usize, mut pick: impl FnMut(usize)) {
     if work.iter().all(|w| w.runs.start.is_empty()) {
         return; // nothing will be written (an empty mask: no pass over its rows)
     }
@@ -1025,8 +942,8 @@ const BIT_TEST_RUNS: usize = 8;
 /// the run's x range widened by the tolerance, independent for every run,
 /// where the sweep is a chain of dependent steps. Labels are unchanged: a run
 /// still joins exactly the classes of the runs it touches.
-fn union_slab<C: Coord>(
-    runs: &Runs<C>,
+fn union_slab(
+    runs: &Runs,
     mask: &[u8],
     [nx, ny, nz]: [usize; 3],
     neighbours: &[(isize, isize, u32)],
@@ -1266,7 +1183,7 @@ fn widen_into(bits: &[u64], tol: u32, near: &mut [u64]) {
 /// without a branch per step — whether two runs touch is a coin flip on noise — so the
 /// caller's loop sees only real touches. Returns how many there are.
 #[inline]
-fn touching_pairs<C: Coord>(runs: &Runs<C>, cur: usize, prev: usize, tol: u32, buf: &mut Vec<(u32, u32)>) -> usize {
+fn touching_pairs(runs: &Runs, cur: usize, prev: usize, tol: u32, buf: &mut Vec<(u32, u32)>) -> usize {
     let (i0, ie) = (runs.row_ptr[cur] as usize, runs.row_ptr[cur + 1] as usize);
     let (j0, je) = (runs.row_ptr[prev] as usize, runs.row_ptr[prev + 1] as usize);
     let (cs, ce) = (&runs.start[i0..ie], &runs.end[i0..ie]);
@@ -1280,7 +1197,7 @@ fn touching_pairs<C: Coord>(runs: &Runs<C>, cur: usize, prev: usize, tol: u32, b
     let out = &mut buf[..most];
     let (mut i, mut j, mut n) = (0, 0, 0);
     while i < cs.len() && j < ps.len() {
-        let (as_, ae, bs, be) = (cs[i].get(), ce[i].get(), ps[j].get(), pe[j].get());
+        let (as_, ae, bs, be) = (cs[i], ce[i], ps[j], pe[j]);
         out[n] = ((i0 + i) as u32, (j0 + j) as u32);
         n += usize::from(as_ < be + tol && bs < ae + tol);
         // The run that ends first cannot touch the other row's next run.
@@ -1302,8 +1219,8 @@ const DENSE_ROW_RUNS: usize = 16;
 /// slab's provisional label `l`. Consecutive runs of a row with the same label
 /// are added to the statistics as one group.
 #[allow(clippy::too_many_arguments)]
-fn write_slab<const STATS: bool, C: Coord>(
-    w: &Slab<C>,
+fn write_slab<const STATS: bool>(
+    w: &Slab,
     final_label: &[u32],
     first: u32,
     out: &mut [u32],
@@ -1365,7 +1282,7 @@ fn write_slab<const STATS: bool, C: Coord>(
                 // what lies past its end), longer runs fill the rest.
                 scratch.resize(nx + 4, 0);
                 for (r, &l) in span.clone().zip(&row_labels) {
-                    let (s, e) = (runs.start[r].get() as usize, runs.end[r].get() as usize);
+                    let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
                     scratch[s..s + 4].copy_from_slice(&[l; 4]);
                     if e - s > 4 {
                         scratch[s + 4..e].fill(l);
@@ -1376,7 +1293,7 @@ fn write_slab<const STATS: bool, C: Coord>(
                 }
             } else {
                 for (r, &l) in span.clone().zip(&row_labels) {
-                    let (s, e) = (runs.start[r].get() as usize, runs.end[r].get() as usize);
+                    let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
                     // Short runs: a memset call costs more than the stores.
                     if e - s <= 4 {
                         for v in &mut line[s..e] {
@@ -1392,7 +1309,7 @@ fn write_slab<const STATS: bool, C: Coord>(
             }
             let mut group: Option<(u32, Group)> = None;
             for (r, &l) in span.zip(&row_labels) {
-                let (s, e) = (runs.start[r].get() as usize, runs.end[r].get() as usize);
+                let (s, e) = (runs.start[r] as usize, runs.end[r] as usize);
                 match &mut group {
                     Some((gl, g)) if *gl == l => g.push(s, e),
                     _ => {
@@ -1498,23 +1415,17 @@ mod tests {
 
     /// The run lists grow by projection from the density seen so far; a
     /// density that rises down the volume (empty, then sparse, then noise)
-    /// must still give exactly the runs of a plain per-row scan, with run
-    /// ends stored as `u16` (rows up to 65 535 voxels) or as `u32`.
+    /// must still give exactly the runs of a plain per-row scan.
     #[test]
     fn runs_match_a_plain_scan_when_the_density_rises() {
-        let (nx, rows) = (509, 6000);
+        let (nx, rows) = (509, 4000);
         let mask = mask_by_row(nx, rows, 0x2545_f491_4f6c_dd1d, |r| match r {
             r if r < 500 => 0,
             r if r < 1500 => 5,
             _ => 500,
         });
-        let wide = find_runs::<u32>(&mask, nx, rows);
-        let narrow = find_runs::<u16>(&mask, nx, rows);
-        // Several pieces mapped ahead, at either width.
-        assert!(
-            narrow.start.len() > 2 * super::MAP_PIECE_BYTES / 2,
-            "growth is exercised"
-        );
+        let runs = find_runs(&mask, nx, rows);
+        assert!(runs.start.len() > 2 * super::MAP_PIECE_RUNS, "growth is exercised");
         let mut want = (Vec::new(), Vec::new(), vec![0u32]);
         for row in mask.chunks_exact(nx) {
             let mut x = 0;
@@ -1532,9 +1443,7 @@ mod tests {
             }
             want.2.push(want.0.len() as u32);
         }
-        let widen = |v: &[u16]| v.iter().map(|&x| u32::from(x)).collect::<Vec<u32>>();
-        assert_eq!((widen(&narrow.start), widen(&narrow.end), narrow.row_ptr), want);
-        assert_eq!((wide.start, wide.end, wide.row_ptr), want);
+        assert_eq!((runs.start, runs.end, runs.row_ptr), want);
     }
 
     /// The stitch's early-exit test agrees with the full sweep on every pair
@@ -1544,7 +1453,7 @@ mod tests {
         let (nx, rows) = (70, 400);
         let mask = mask_by_row(nx, rows, 0x9e37_79b9_7f4a_7c15, |r| [30, 300, 500, 800, 970][r % 5]);
         let (a, b) = (
-            find_runs::<u16>(&mask[..nx * rows / 2], nx, rows / 2),
+            find_runs(&mask[..nx * rows / 2], nx, rows / 2),
             find_runs(&mask[nx * rows / 2..], nx, rows / 2),
         );
         let (mut touching, mut apart) = (0, 0);
@@ -1578,7 +1487,7 @@ mod tests {
                 mask[r * nx + s..r * nx + e].fill(1);
             }
         }
-        let runs = find_runs::<u16>(&mask, nx, rows.len());
+        let runs = find_runs(&mask, nx, rows.len());
         for (r, (_, solid)) in rows.iter().enumerate() {
             assert_eq!(solid_row(&runs, r, nx), *solid, "row {r}");
         }
@@ -1605,7 +1514,7 @@ mod tests {
                     }
                 }
             }
-            let runs = find_runs::<u16>(&mask, nx, rows);
+            let runs = find_runs(&mask, nx, rows);
             let base = 3 * 4096 + 16;
             let end = base + 4 * nx * rows;
             for region in [base..end, base + 5000..base + 40_000, 4096 * 5..4096 * 9] {
@@ -1631,7 +1540,7 @@ mod tests {
     /// placed at `base` (only addresses are computed), as offsets from 1 GiB.
     fn picked(mask: &[u8], cuts: &[usize], base: usize) -> Vec<usize> {
         let (nx, plane) = (512, 512 * 512);
-        let work: Vec<Slab<u16>> = cuts
+        let work: Vec<Slab> = cuts
             .windows(2)
             .map(|z| {
                 let runs = find_runs(&mask[z[0] * plane..z[1] * plane], nx, (z[1] - z[0]) * 512);
