@@ -102,6 +102,22 @@ fn long_rows_and_thin_volumes() {
     }
 }
 
+/// Rows far longer than any medical volume's, with runs that end at the
+/// row's end, on the CPU paths (the GPU packs x in 16 bits and refuses rows
+/// over 65 536 voxels; tests/gpu.rs has its own long-row test).
+#[test]
+fn very_long_rows() {
+    for (nx, d) in [(65_535, 0.5), (65_536, 0.97), (70_001, 0.5)] {
+        let shape = [nx, 3, 2];
+        let mask = random_mask(shape, d, 11);
+        for (_, backend) in backends().into_iter().filter(|(name, _)| name.starts_with("cpu")) {
+            for c in Connectivity::ALL {
+                assert_same_as_reference(backend, &mask, shape, c);
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct Manifest {
     tool: String,
