@@ -4,6 +4,8 @@
 mod common;
 
 use common::{gpu_available, random_mask};
+use lesioneval::infer::model::{Act, ConvSpec, ModelInput, Node, Op, Pads};
+use lesioneval::infer::{Backend, Model, Session, Tensor};
 use lesioneval::label::{Connectivity, GpuOptions, label_cpu, label_gpu_with};
 
 #[test]
@@ -140,5 +142,109 @@ fn long_noisy_rows_are_exact_or_refused() {
     if !ctx.is_hardware() {
         // What this test guards: on the software adapter the cut does happen.
         assert!(refused > 0, "no loop was cut short on {}", ctx.describe());
+    }
+}
+
+/// A one-node model reading `x` of `channels` channels.
+fn one_node(op: Op, channels: usize) -> Model {
+    Model {
+        inputs: vec![ModelInput {
+            name: "x".into(),
+            dims: vec![None, Some(channels), None, None, None],
+        }],
+        output: "y".into(),
+        nodes: vec![Node {
+            name: "n".into(),
+            op_type: "Test".into(),
+            inputs: vec!["x".into()],
+            output: "y".into(),
+            op,
+        }],
+        ends_in_activation: false,
+        opset: 13,
+    }
+}
+
+/// `n` pseudo-random values in [-scale, scale] (xorshift).
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s % 2001) as f32 / 1000.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// The GPU's output of `model` on `x`, or its error; panics if it differs from the CPU's.
+fn gpu_matches_cpu(model: Model, x: &Tensor) -> Result<(), String> {
+    let path = std::path::Path::new("test.onnx");
+    let cpu = Session::from_model(path, model.clone(), Backend::Cpu)
+        .and_then(|s| s.run(&[x]))
+        .unwrap();
+    let gpu = Session::from_model(path, model, Backend::Gpu)
+        .and_then(|s| s.run(&[x]))
+        .map_err(|e| e.to_string())?;
+    let scale = cpu.data.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+    let d = cpu
+        .data
+        .iter()
+        .zip(&gpu.data)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(d <= 1e-5 * scale, "max |GPU - CPU| {d} (scale {scale})");
+    Ok(())
+}
+
+/// llvmpipe ends all loops of a shader invocation after 65 535 trips, silently.
+/// Instance norm over a 224³ plane (one trip per element and thread before)
+/// came out wrong there; it now reads eight elements per trip. Convolutions
+/// loop with their input channels: 800 are exact on any adapter, and 1024
+/// (cut short on llvmpipe) are refused on a software adapter.
+#[test]
+fn inference_kernels_within_software_loop_limits() {
+    if !gpu_available() {
+        return;
+    }
+    let ctx = lesioneval::gpu::context().unwrap();
+    let s = 224;
+    let norm = Op::InstanceNorm {
+        scale: vec![1.5],
+        bias: vec![0.2],
+        eps: 1e-5,
+        act: Act::None,
+    };
+    let x = Tensor::new(vec![1, 1, s, s, s], values(s * s * s, 11, 3.0));
+    gpu_matches_cpu(one_node(norm, 1), &x).unwrap();
+
+    for cin in [800, 1024] {
+        let conv = ConvSpec {
+            weight: values(8 * cin * 27, 3, 0.05),
+            bias: vec![0.1; 8],
+            c_in: cin,
+            c_out: 8,
+            kernel: [3; 3],
+            strides: [1; 3],
+            dilations: [1; 3],
+            pads: Pads::Explicit {
+                begin: [1; 3],
+                end: [1; 3],
+            },
+            rank: 3,
+            act: Act::None,
+        };
+        let x = Tensor::new(vec![1, cin, 10, 9, 8], values(cin * 720, 7, 1.0));
+        match gpu_matches_cpu(one_node(Op::Conv(Box::new(conv)), cin), &x) {
+            Ok(()) => assert!(
+                cin == 800 || ctx.is_hardware(),
+                "{cin} channels ran on {}",
+                ctx.describe()
+            ),
+            Err(e) => {
+                assert!(cin == 1024 && !ctx.is_hardware(), "{cin} channels: {e}");
+                assert!(e.contains("node 'n'") && e.contains("--device cpu"), "{e}");
+            }
+        }
     }
 }

@@ -97,10 +97,72 @@ fn act_code(a: Act) -> (u32, f32) {
     }
 }
 
+/// llvmpipe (lavapipe, Mesa's software Vulkan) ends all loops of a shader
+/// invocation once they have made this many trips in total, without an error:
+/// the kernel then writes wrong numbers.
+const SOFTWARE_LOOP_LIMIT: u64 = 65_535;
+
+/// On a software adapter, nodes whose kernel [`loop_trips`] estimates above
+/// this are refused. The margin below the limit covers what the estimate
+/// leaves out (the compiler's unrolling, bookkeeping trips): a 3³ Conv with
+/// 1024 input channels is estimated at 61 k and was cut short on lavapipe;
+/// one with 800 (48 k) was exact (tests/gpu.rs).
+const SOFTWARE_TRIPS_ALLOWED: u64 = 49_152;
+
+/// Whether a Conv runs as `conv_tiled` (input tile and weights in workgroup
+/// memory), and the tile's input extent per axis (4×4×8 outputs).
+fn conv_tiling(kernel: [usize; 3], strides: [usize; 3], dilations: [usize; 3]) -> (bool, [usize; 3]) {
+    let ext: [usize; 3] = std::array::from_fn(|a| ([4, 4, 8][a] - 1) * strides[a] + (kernel[a] - 1) * dilations[a] + 1);
+    let tiled = ext.iter().product::<usize>() <= 2048 && 8 * kernel.iter().product::<usize>() <= 1024;
+    (tiled, ext)
+}
+
+/// Loop trips one invocation of a node's kernel makes, counted as llvmpipe
+/// does (each loop entered also makes one trip that leaves it), for the
+/// kernels whose loops grow with the model: the convolutions, with their
+/// input channels. The others loop over a window, a rank or the channels of
+/// a Softmax, or (instance norm) at most 2 × 2¹⁵ trips for any tensor a
+/// 128 MiB binding holds.
+fn loop_trips(op: &Op) -> Option<u64> {
+    let nest = |[kz, ky, kx]: [usize; 3]| (kz + 1 + kz * (ky + 1) + kz * ky * (kx + 1)) as u64;
+    match op {
+        Op::Conv(c) => {
+            let (tiled, ext) = conv_tiling(c.kernel, c.strides, c.dilations);
+            let ksz = c.kernel.iter().product::<usize>();
+            let loads = if tiled {
+                (ext.iter().product::<usize>().div_ceil(128) + 1 + (8 * ksz).div_ceil(128) + 1) as u64
+            } else {
+                0
+            };
+            Some(c.c_in as u64 * (loads + nest(c.kernel) + 1) + 20)
+        }
+        Op::ConvTranspose(c) => {
+            let ksz = c.kernel.iter().product::<usize>() as u64;
+            Some(nest(c.kernel) + ksz * (c.c_in as u64 + 1) + 20)
+        }
+        _ => None,
+    }
+}
+
 impl GpuModel {
     pub fn new(model: Arc<Model>) -> Result<GpuModel> {
         let ctx = crate::gpu::context()?;
         pipelines(&ctx)?;
+        if !ctx.is_hardware() {
+            for n in &model.nodes {
+                if let Some(trips) = loop_trips(&n.op).filter(|&t| t > SOFTWARE_TRIPS_ALLOWED) {
+                    return Err(Error::Gpu(node_err(
+                        n,
+                        format!(
+                            "its GPU kernel loops about {trips} times per thread, and the software adapter {} \
+                             ends a shader's loops after {SOFTWARE_LOOP_LIMIT} without an error, which would give \
+                             wrong outputs; run the model on the CPU (--device cpu or auto)",
+                            ctx.describe()
+                        ),
+                    )));
+                }
+            }
+        }
         let d = &ctx.device;
         let oom = d.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = d.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -385,10 +447,7 @@ impl Recorder<'_> {
                 let (pb, o) = window_geometry(s, c.kernel, c.strides, c.dilations, &c.pads)?;
                 let y = self.alloc(out_shape);
                 let nocb = c.c_out.div_ceil(8);
-                let ext: Vec<usize> = (0..3)
-                    .map(|a| ([4, 4, 8][a] - 1) * c.strides[a] + (c.kernel[a] - 1) * c.dilations[a] + 1)
-                    .collect();
-                let tiled = ext.iter().product::<usize>() <= 2048 && 8 * c.kernel.iter().product::<usize>() <= 1024;
+                let (tiled, ext) = conv_tiling(c.kernel, c.strides, c.dilations);
                 let tiles = [o[2].div_ceil(8), o[1].div_ceil(4), o[0].div_ceil(4)];
                 let geom = ConvGeom {
                     input: s,

@@ -57,6 +57,14 @@ fn affine_act(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 // ---- instance-norm statistics, two passes over the plane (mean, then the
 // mean squared deviation), one 256-thread workgroup per (n, c).
 // P: plane, ninst, channels, eps. Writes Y[inst] = scale/sqrt(var+eps), Y[ninst+inst] = bias - mean*that.
+//
+// Each thread reads elements li, li + 256, li + 512, … in that order, eight per
+// trip of the outer loop (the inner loop has a constant count and is
+// unrolled): llvmpipe ends all loops of an invocation after 65 535 trips in
+// total, without an error, and one trip per element made a 1-channel plane of
+// 224³ come out wrong there. Eight per trip stays under that limit for any
+// plane a 128 MiB binding (lavapipe's) holds; the sums are the same, in the
+// same order.
 var<workgroup> red: array<f32, 256>;
 
 fn reduce_sum(li: u32) -> f32 {
@@ -79,12 +87,22 @@ fn in_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let plane = p(0u);
     let base = inst * plane;
     var s = 0.0;
-    for (var k = li; k < plane; k += 256u) { s += X[base + k]; }
+    for (var k0 = li; k0 < plane; k0 += 2048u) {
+        for (var u = 0u; u < 8u; u++) {
+            let k = k0 + u * 256u;
+            if (k < plane) { s += X[base + k]; }
+        }
+    }
     red[li] = s;
     workgroupBarrier();
     let mean = reduce_sum(li) / f32(plane);
     var q = 0.0;
-    for (var k = li; k < plane; k += 256u) { let d = X[base + k] - mean; q += d * d; }
+    for (var k0 = li; k0 < plane; k0 += 2048u) {
+        for (var u = 0u; u < 8u; u++) {
+            let k = k0 + u * 256u;
+            if (k < plane) { let d = X[base + k] - mean; q += d * d; }
+        }
+    }
     red[li] = q;
     workgroupBarrier();
     let var_ = reduce_sum(li) / f32(plane);
