@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{gpu_available, random_mask};
-use lesioneval::infer::model::{Act, ConvSpec, ModelInput, Node, Op, Pads};
+use common::{gpu_available, max_abs_diff, one_node_model, random_mask};
+use lesioneval::infer::model::{Act, ConvSpec, Op, Pads};
 use lesioneval::infer::{Backend, Model, Session, Tensor};
 use lesioneval::label::{Connectivity, GpuOptions, label_cpu, label_gpu_with};
 
@@ -145,26 +145,6 @@ fn long_noisy_rows_are_exact_or_refused() {
     }
 }
 
-/// A one-node model reading `x` of `channels` channels.
-fn one_node(op: Op, channels: usize) -> Model {
-    Model {
-        inputs: vec![ModelInput {
-            name: "x".into(),
-            dims: vec![None, Some(channels), None, None, None],
-        }],
-        output: "y".into(),
-        nodes: vec![Node {
-            name: "n".into(),
-            op_type: "Test".into(),
-            inputs: vec!["x".into()],
-            output: "y".into(),
-            op,
-        }],
-        ends_in_activation: false,
-        opset: 13,
-    }
-}
-
 /// `n` pseudo-random values in [-scale, scale] (xorshift).
 fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
     let mut s = seed | 1;
@@ -178,7 +158,7 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// The GPU's output of `model` on `x`, or its error; panics if it differs from the CPU's.
+/// Runs `model` on `x` on the CPU and the GPU: the GPU's error if it fails, else panics unless the outputs agree.
 fn gpu_matches_cpu(model: Model, x: &Tensor) -> Result<(), String> {
     let path = std::path::Path::new("test.onnx");
     let cpu = Session::from_model(path, model.clone(), Backend::Cpu)
@@ -188,11 +168,7 @@ fn gpu_matches_cpu(model: Model, x: &Tensor) -> Result<(), String> {
         .and_then(|s| s.run(&[x]))
         .map_err(|e| e.to_string())?;
     let scale = cpu.data.iter().fold(1.0f32, |m, v| m.max(v.abs()));
-    let d = cpu
-        .data
-        .iter()
-        .zip(&gpu.data)
-        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let d = max_abs_diff(&cpu, &gpu);
     assert!(d <= 1e-5 * scale, "max |GPU - CPU| {d} (scale {scale})");
     Ok(())
 }
@@ -216,7 +192,7 @@ fn inference_kernels_within_software_loop_limits() {
         act: Act::None,
     };
     let x = Tensor::new(vec![1, 1, s, s, s], values(s * s * s, 11, 3.0));
-    gpu_matches_cpu(one_node(norm, 1), &x).unwrap();
+    gpu_matches_cpu(one_node_model(norm, 1), &x).unwrap();
 
     for cin in [800, 1024] {
         let conv = ConvSpec {
@@ -235,7 +211,7 @@ fn inference_kernels_within_software_loop_limits() {
             act: Act::None,
         };
         let x = Tensor::new(vec![1, cin, 10, 9, 8], values(cin * 720, 7, 1.0));
-        match gpu_matches_cpu(one_node(Op::Conv(Box::new(conv)), cin), &x) {
+        match gpu_matches_cpu(one_node_model(Op::Conv(Box::new(conv)), cin), &x) {
             Ok(()) => assert!(
                 cin == 800 || ctx.is_hardware(),
                 "{cin} channels ran on {}",

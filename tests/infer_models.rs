@@ -270,7 +270,7 @@ fn gpu_batch_is_chosen_from_the_binding_limit() {
 /// conv with weights (1, 2) must return ch0 + 2·ch1 exactly, window by window.
 #[test]
 fn channels_are_stacked_in_order() {
-    use lesioneval::infer::model::{Act, ConvSpec, Model, ModelInput, Node, Op, Pads};
+    use lesioneval::infer::model::{Act, ConvSpec, Op, Pads};
     let conv = ConvSpec {
         weight: vec![1.0, 2.0],
         bias: vec![0.0],
@@ -286,22 +286,7 @@ fn channels_are_stacked_in_order() {
         rank: 3,
         act: Act::None,
     };
-    let model = Model {
-        inputs: vec![ModelInput {
-            name: "x".into(),
-            dims: vec![None, Some(2), None, None, None],
-        }],
-        output: "y".into(),
-        nodes: vec![Node {
-            name: "c".into(),
-            op_type: "Conv".into(),
-            inputs: vec!["x".into()],
-            output: "y".into(),
-            op: Op::Conv(Box::new(conv)),
-        }],
-        ends_in_activation: false,
-        opset: 13,
-    };
+    let model = common::one_node_model(Op::Conv(Box::new(conv)), 2);
     let shape = [13, 9, 7];
     let n: usize = shape.iter().product();
     let a: Vec<f32> = (0..n).map(|i| (i % 17) as f32).collect();

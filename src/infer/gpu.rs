@@ -121,7 +121,7 @@ fn conv_tiling(kernel: [usize; 3], strides: [usize; 3], dilations: [usize; 3]) -
 /// does (each loop entered also makes one trip that leaves it), for the
 /// kernels whose loops grow with the model: the convolutions, with their
 /// input channels. The others loop over a window, a rank or the channels of
-/// a Softmax, or (instance norm) at most 2 × 2¹⁵ trips for any tensor a
+/// a Softmax, or (instance norm) at most 2 × 2¹⁴ trips for any tensor a
 /// 128 MiB binding holds.
 fn loop_trips(op: &Op) -> Option<u64> {
     let nest = |[kz, ky, kx]: [usize; 3]| (kz + 1 + kz * (ky + 1) + kz * ky * (kx + 1)) as u64;

@@ -170,3 +170,25 @@ pub fn max_abs_diff(a: &lesioneval::infer::Tensor, b: &lesioneval::infer::Tensor
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A model of one node, `op`, reading input `x` of `channels` channels (any
+/// batch and spatial size) and writing `y`.
+pub fn one_node_model(op: lesioneval::infer::model::Op, channels: usize) -> lesioneval::infer::Model {
+    use lesioneval::infer::model::{ModelInput, Node};
+    lesioneval::infer::Model {
+        inputs: vec![ModelInput {
+            name: "x".into(),
+            dims: vec![None, Some(channels), None, None, None],
+        }],
+        output: "y".into(),
+        nodes: vec![Node {
+            name: "n".into(),
+            op_type: "Test".into(),
+            inputs: vec!["x".into()],
+            output: "y".into(),
+            op,
+        }],
+        ends_in_activation: false,
+        opset: 13,
+    }
+}
