@@ -9,6 +9,13 @@
 use crate::error::{Error, Result};
 use std::sync::{Arc, OnceLock};
 
+/// llvmpipe (lavapipe, Mesa's software Vulkan) ends all loops of a shader
+/// invocation once they have made this many trips in total, without an error,
+/// so a kernel that loops longer writes wrong numbers. Hardware drivers have
+/// no such limit. The labelling kernels detect the cut (`label::gpu`); the
+/// inference kernels stay under it or are refused (`infer::gpu`).
+pub const SOFTWARE_LOOP_LIMIT: u64 = 65_535;
+
 /// A device, its queue and what we learned about the adapter.
 pub struct GpuContext {
     pub device: wgpu::Device,

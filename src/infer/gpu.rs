@@ -18,7 +18,7 @@ use super::model::{Act, BinKind, Model, Op, Operand};
 use super::shape::{self, as5, window_geometry};
 use super::tensor::{Tensor, broadcast_strides, strides};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, check_scopes, map_read};
+use crate::gpu::{GpuContext, SOFTWARE_LOOP_LIMIT, check_scopes, map_read};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use wgpu::util::DeviceExt;
@@ -96,11 +96,6 @@ fn act_code(a: Act) -> (u32, f32) {
         Act::Sigmoid => (3, 0.0),
     }
 }
-
-/// llvmpipe (lavapipe, Mesa's software Vulkan) ends all loops of a shader
-/// invocation once they have made this many trips in total, without an error:
-/// the kernel then writes wrong numbers.
-const SOFTWARE_LOOP_LIMIT: u64 = 65_535;
 
 /// On a software adapter, nodes whose kernel [`loop_trips`] estimates above
 /// this are refused. The margin below the limit covers what the estimate

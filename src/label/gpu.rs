@@ -19,7 +19,7 @@
 use super::cpu::{Runs, components_from_runs, find_runs, neighbour_rows, touching_runs};
 use super::{Components, Connectivity};
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, check_scopes, map_read, wait};
+use crate::gpu::{GpuContext, SOFTWARE_LOOP_LIMIT, check_scopes, map_read, wait};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -426,8 +426,8 @@ fn run_slab(
     if roots.pop() != Some(0) {
         return Err(Error::Gpu(format!(
             "the adapter {} ended a labelling loop before it finished, so unions would be missing; \
-             software adapters (llvmpipe) stop a shader's loops after 65 535 iterations, which rows \
-             of thousands of runs reach (label on the CPU: --device cpu or auto)",
+             software adapters (llvmpipe) stop a shader's loops after {SOFTWARE_LOOP_LIMIT} iterations, \
+             which rows of thousands of runs reach (label on the CPU: --device cpu or auto)",
             ctx.describe()
         )));
     }
