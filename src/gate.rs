@@ -532,6 +532,15 @@ pub fn compare(baseline: &ResultsFile, current: &ResultsFile, opts: &Options) ->
         )));
     }
     let common: BTreeSet<&str> = b_ids.intersection(&c_ids).copied().collect();
+    // No common case would compare two empty totals, which are equal: a pass
+    // that checked nothing.
+    if common.is_empty() && !(b_ids.is_empty() && c_ids.is_empty()) {
+        return Err(Error::Incomparable(format!(
+            "cannot compare: baseline and current share no case (baseline {}, current {} cases)",
+            b_ids.len(),
+            c_ids.len()
+        )));
+    }
     let restrict = (!same_cases).then_some(&common);
     let (bv, cv) = (total_values(bm, restrict), total_values(cm, restrict));
 

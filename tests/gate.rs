@@ -370,6 +370,16 @@ fn case_set_changes_exit_2_unless_allowed() {
         "{}",
         r.stdout
     );
+    // No case in common: nothing would be compared, so it is not a pass.
+    let (_d, b, c) = pair(|v| {
+        for case in v["cases"].as_array_mut().unwrap() {
+            let id = format!("x_{}", case["case"].as_str().unwrap());
+            case["case"] = json!(id);
+        }
+    });
+    let r = check(&b, &c, &["--allow-case-changes"]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(r.stderr.contains("share no case"), "{}", r.stderr);
 }
 
 #[test]

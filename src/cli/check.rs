@@ -57,7 +57,31 @@ pub struct GateArgs {
 pub fn run(a: CheckArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&a.results).with_context(|| format!("cannot read {}", a.results.display()))?;
     let current = results::parse(&text, &a.results)?;
-    gate(&a.gate, &a.baseline, &current, &text)
+    let baseline = Baseline::read(&a.gate, &a.baseline)?;
+    gate(&a.gate, baseline, &current, &text)
+}
+
+/// The baseline side of a gate: its rules and its file, read before the
+/// current results are written. A baseline inside `--out` (or at `--json`)
+/// would otherwise be replaced by the current results first, and the gate
+/// would compare them with themselves.
+pub struct Baseline {
+    path: PathBuf,
+    opts: gate::Options,
+    /// None when `--update-baseline` is to create it.
+    file: Option<lesioneval::Result<ResultsFile>>,
+}
+
+impl Baseline {
+    pub fn read(g: &GateArgs, path: &Path) -> Result<Baseline> {
+        let opts = options(g, path)?;
+        let file = (!(g.update_baseline && !path.exists())).then(|| results::read(path));
+        Ok(Baseline {
+            path: path.to_path_buf(),
+            opts,
+            file,
+        })
+    }
 }
 
 /// The rules: defaults, then the rules file, then the flags (each per metric).
@@ -108,20 +132,20 @@ fn options(g: &GateArgs, baseline: &Path) -> Result<gate::Options> {
 
 /// Compares `current` (whose file text is `current_text`) with the baseline,
 /// prints and files the report, and returns the exit code.
-pub fn gate(g: &GateArgs, baseline: &Path, current: &ResultsFile, current_text: &str) -> Result<ExitCode> {
-    let opts = options(g, baseline)?;
+pub fn gate(g: &GateArgs, b: Baseline, current: &ResultsFile, current_text: &str) -> Result<ExitCode> {
+    let baseline = b.path.as_path();
     if let Some(s) = current.shard {
         bail!(
             "{} is shard {s} of a sharded run: merge the shards first (lesioneval merge)",
             current.path.display()
         );
     }
-    if g.update_baseline && !baseline.exists() {
+    let Some(file) = b.file else {
         report::write_text(baseline, current_text)?;
         eprintln!("baseline created: {}", baseline.display());
         return Ok(ExitCode::SUCCESS);
-    }
-    let compared = results::read(baseline).and_then(|b| gate::compare(&b, current, &opts));
+    };
+    let compared = file.and_then(|f| gate::compare(&f, current, &b.opts));
     let outcome = match compared {
         Ok(o) => o,
         Err(e) if g.update_baseline => {
@@ -132,6 +156,7 @@ pub fn gate(g: &GateArgs, baseline: &Path, current: &ResultsFile, current_text: 
         }
         Err(e) => {
             let md = format!("## lesioneval check: ⚠️ cannot compare\n\n{e}\n");
+            print!("{md}");
             file_report(g, &md)?;
             return Err(e.into());
         }

@@ -200,8 +200,10 @@ impl EvalArgs {
         }
     }
 
-    pub fn init_threads(&self) -> Result<()> {
-        if let Some(n) = self.threads {
+    /// Builds the global thread pool for --threads, once: `run` calls this
+    /// before inference and `score` again, and rayon refuses a second build.
+    pub fn init_threads(&mut self) -> Result<()> {
+        if let Some(n) = self.threads.take() {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n)
                 .build_global()

@@ -21,7 +21,7 @@ pub struct CompareArgs {
     pub eval: EvalArgs,
 }
 
-pub fn run(a: CompareArgs) -> Result<()> {
+pub fn run(mut a: CompareArgs) -> Result<()> {
     let config = a.eval.config()?;
     if !a.names.is_empty() && a.names.len() != a.preds.len() {
         bail!(

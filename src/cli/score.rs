@@ -1,6 +1,6 @@
 //! `lesioneval score --gt GT --pred PRED [--baseline baseline.json]`
 
-use super::check::{GateArgs, gate};
+use super::check::{Baseline, GateArgs, gate};
 use super::common::{EvalArgs, evaluate_with_progress, progress, warn_extra};
 use super::prob::ProbArgs;
 use anyhow::{Result, bail};
@@ -29,7 +29,7 @@ pub struct ScoreArgs {
     pub gate: GateArgs,
 }
 
-pub fn run(a: ScoreArgs) -> Result<ExitCode> {
+pub fn run(mut a: ScoreArgs) -> Result<ExitCode> {
     let config = a.eval.config()?;
     if a.baseline.is_some() && a.eval.shard.is_some() {
         bail!("--baseline needs the whole case set: merge the shards, then run lesioneval check");
@@ -37,6 +37,8 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
     if a.baseline.is_some() && a.eval.json.as_deref() == Some("-") {
         bail!("--json - and --baseline both print on stdout: write the JSON to a file instead");
     }
+    // Read before anything is written: the baseline may lie in --out.
+    let baseline = a.baseline.as_ref().map(|b| Baseline::read(&a.gate, b)).transpose()?;
     a.eval.init_threads()?;
     // Each case's inputs: [pred], [prob] or [pred, prob].
     let mut inputs: Vec<(&PathBuf, Option<&str>)> = Vec::new();
@@ -134,7 +136,7 @@ pub fn run(a: ScoreArgs) -> Result<ExitCode> {
         table.push_str(&a.eval.render(&report::detection_table(d)));
     }
     a.eval.emit(&table, &models, &json, &timings)?;
-    let Some(baseline) = &a.baseline else {
+    let Some(baseline) = baseline else {
         return Ok(ExitCode::SUCCESS);
     };
     // Name the current results by the file they went to, if any.
