@@ -74,11 +74,20 @@ pub fn list_cases(path: &Path, suffix: Option<&str>) -> Result<BTreeMap<String, 
     for entry in entries {
         let entry = entry.map_err(|e| Error::input(path, format!("cannot list folder: {e}")))?;
         let p = entry.path();
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_none_or(|n| n.starts_with('.'));
-        if hidden || !p.is_file() {
+        let name = entry.file_name();
+        let lossy = name.to_string_lossy();
+        if lossy.starts_with('.') || !(lossy.ends_with(".nii") || lossy.ends_with(".nii.gz")) {
+            continue;
+        }
+        // A NIfTI name that cannot be a case id, or a link to nothing, would
+        // otherwise be passed over in silence and show up as a missing case.
+        if name.to_str().is_none() {
+            return Err(Error::input(&p, "the file name is not valid UTF-8: rename the file"));
+        }
+        if !p.is_file() {
+            if p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) && !p.exists() {
+                return Err(Error::input(&p, "is a link to a file that does not exist"));
+            }
             continue;
         }
         if let Some(id) = case_id(&p, suffix)
@@ -187,5 +196,22 @@ mod tests {
         assert_eq!(ok.extra, vec![vec!["z".to_string()]]);
         assert_eq!(ok.cases.len(), 3);
         assert!(ok.cases[0].preds[0].is_none());
+    }
+
+    #[test]
+    fn unreadable_names_and_broken_links_are_named() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.nii.gz"), b"").unwrap();
+        std::fs::write(d.path().join("notes.txt"), b"").unwrap();
+        assert_eq!(list_cases(d.path(), None).unwrap().len(), 1);
+        let bad = d.path().join(std::ffi::OsStr::from_bytes(b"b\xff.nii.gz"));
+        std::fs::write(&bad, b"").unwrap();
+        let e = list_cases(d.path(), None).unwrap_err().to_string();
+        assert!(e.contains("not valid UTF-8"), "{e}");
+        std::fs::remove_file(&bad).unwrap();
+        std::os::unix::fs::symlink(d.path().join("gone.nii.gz"), d.path().join("c.nii.gz")).unwrap();
+        let e = list_cases(d.path(), None).unwrap_err().to_string();
+        assert!(e.contains("c.nii.gz") && e.contains("does not exist"), "{e}");
     }
 }

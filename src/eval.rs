@@ -45,7 +45,8 @@ impl MinSize {
             MinSize::Voxels(n) => n,
             // voxels·vv ≥ X; the epsilon keeps 3 mm³ at 1 mm³ voxels at 3, not 4.
             MinSize::Mm3(x) => ((x / voxel_volume) - 1e-9).ceil().max(0.0) as u64,
-            MinSize::AboveMm3(x) => (x / voxel_volume).floor().max(0.0) as u64 + 1,
+            // Saturating: `>1e30mm3` keeps nothing, it must not wrap to keeping everything.
+            MinSize::AboveMm3(x) => ((x / voxel_volume).floor().max(0.0) as u64).saturating_add(1),
         }
     }
 }
@@ -198,6 +199,10 @@ pub struct ConfigRecord {
     /// Probability-map runs only (`score --prob`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prob: Option<ProbRecord>,
+    /// Keys this version does not know (a later one wrote them): kept, so that
+    /// `check` compares them too and `merge` writes them back.
+    #[serde(flatten)]
+    pub unknown: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -224,6 +229,7 @@ impl EvalConfig {
             regions: self.regions.clone(),
             surface: self.surface,
             prob: None,
+            unknown: Default::default(),
         }
     }
 }

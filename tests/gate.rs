@@ -207,6 +207,18 @@ fn config_mismatch_exits_2_naming_the_setting() {
         "{}",
         r.stderr
     );
+    // The report, verdict included, is printed on stdout as for a pass or a regression.
+    assert!(r.stdout.contains("⚠️ cannot compare"), "{}", r.stdout);
+    // A setting this version does not know (a later one wrote it) is compared too.
+    let (_d, b, c) = pair(|v| v["config"]["dilation_rule"] = json!("new-thing"));
+    let r = check(&b, &c, &[]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("dilation_rule (baseline absent, current \"new-thing\")"),
+        "{}",
+        r.stderr
+    );
     let (_d, b, c) = pair(|v| {
         v["config"]["match"] = json!("dice:0.1");
         v["config"]["preset"] = json!("picai");
@@ -273,6 +285,29 @@ fn score_with_baseline_gates() {
         .args(["--max-drop", "f1=0.1"])
         .assert()
         .code(2);
+}
+
+/// A baseline inside --out is read before the new results replace it: the
+/// gate compares the old run with the new one, not the new one with itself.
+#[test]
+fn baseline_inside_out_is_read_before_it_is_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let score = |pred: &str, baseline: bool| {
+        let mut c = bin();
+        c.current_dir(root())
+            .args(["score", "--gt", "examples/data/labelsTs", "--pred", pred, "--out"])
+            .arg(&out)
+            .env_remove("GITHUB_STEP_SUMMARY");
+        if baseline {
+            c.arg("--baseline").arg(out.join("results.json"));
+        }
+        c.output().unwrap()
+    };
+    assert!(score("examples/data/dice_loss", false).status.success());
+    let r = score("examples/data/focal_loss", true);
+    assert_eq!(r.status.code(), Some(1), "{}", String::from_utf8_lossy(&r.stdout));
+    assert!(String::from_utf8_lossy(&r.stdout).contains("fp rose"));
 }
 
 #[test]

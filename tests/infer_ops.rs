@@ -129,3 +129,30 @@ fn unsupported_models_are_refused_with_node_op_and_attribute() {
     );
     assert!(!out.path().join("probs").exists());
 }
+
+/// `infer --out` pointing at the images: refused before anything is written,
+/// and the image is left as it was.
+#[test]
+fn output_folder_that_would_replace_the_images_is_refused() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let d = tempfile::tempdir().unwrap();
+    let image = d.path().join("case1.nii.gz");
+    std::fs::copy(root.join("fixtures/onnx/sw/nnunet_gauss_o50.image.nii.gz"), &image).unwrap();
+    let before = std::fs::read(&image).unwrap();
+    for images in [d.path(), image.as_path()] {
+        let res = assert_cmd::Command::cargo_bin("lesioneval")
+            .unwrap()
+            .args(["infer", "--device", "cpu", "--patch", "8", "--model"])
+            .arg(root.join("fixtures/onnx/models/nnunet_like.onnx"))
+            .arg("--images")
+            .arg(images)
+            .arg("--out")
+            .arg(d.path())
+            .assert()
+            .code(2);
+        let stderr = String::from_utf8_lossy(&res.get_output().stderr).to_string();
+        assert!(stderr.contains("give --out another folder"), "{stderr}");
+    }
+    assert_eq!(std::fs::read(&image).unwrap(), before);
+    assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+}

@@ -42,8 +42,14 @@ fn example_fp_lesions_fall_with_overlap_and_gaussian_blending() {
         ("0.5", "gaussian", (39, 0, 0)),
     ] {
         let out = dir.path().join(format!("{overlap}-{blend}"));
+        // --threads once: `run` infers, then scores, and builds the pool only once.
+        let threads: &[&str] = if overlap == "0.5" { &["--threads", "2"] } else { &[] };
         let r = run(
-            &["--patch", "48,48,48", "--overlap", overlap, "--blend", blend],
+            &[
+                &["--patch", "48,48,48", "--overlap", overlap, "--blend", blend],
+                threads,
+            ]
+            .concat(),
             &images,
             &gt,
             &out,

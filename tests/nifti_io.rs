@@ -67,7 +67,7 @@ fn every_supported_dtype_reads_as_a_mask() {
             typed(
                 16,
                 32,
-                [0f32, 0.5, -3.0, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+                [0f32, 2.0, -3.0, 0.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
             ),
         ),
         (
@@ -75,7 +75,7 @@ fn every_supported_dtype_reads_as_a_mask() {
             typed(
                 64,
                 64,
-                [0f64, 0.5, -3.0, -0.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+                [0f64, 2.0, -3.0, -0.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
             ),
         ),
     ];
@@ -136,13 +136,13 @@ fn masks_of_many_pages_read_the_same_in_every_dtype() {
             "float32",
             16,
             32,
-            (0..n).flat_map(|i| (pick(i, 1e-30) as f32).to_le_bytes()).collect(),
+            (0..n).flat_map(|i| (pick(i, 2.0) as f32).to_le_bytes()).collect(),
         ),
         (
             "float64",
             64,
             64,
-            (0..n).flat_map(|i| pick(i, -0.25).to_le_bytes()).collect(),
+            (0..n).flat_map(|i| pick(i, -4.0).to_le_bytes()).collect(),
         ),
     ];
     let want: Vec<u8> = fg.iter().map(|&f| u8::from(f)).collect();
@@ -161,18 +161,38 @@ fn masks_of_many_pages_read_the_same_in_every_dtype() {
 #[test]
 fn scaling_is_applied_before_thresholding() {
     let d = tempfile::tempdir().unwrap();
-    // raw 0, 1, 2, 3 with slope 0.5, inter -0.5 → -0.5, 0, 0.5, 1: voxel 1 becomes background.
+    // raw 0, 1, 2, 3 with slope 2, inter -2 → -2, 0, 2, 4: voxel 1 becomes background.
     let mut r = typed(4, 16, [0i16, 1, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect());
-    r.scl_slope = 0.5;
-    r.scl_inter = -0.5;
+    r.scl_slope = 2.0;
+    r.scl_inter = -2.0;
     let p = d.path().join("scaled.nii");
     r.write(&p);
     assert_eq!(io::read_mask(&p).unwrap().data, vec![1, 0, 1, 1]);
-    assert_eq!(io::read_f32(&p).unwrap().data, vec![-0.5, 0.0, 0.5, 1.0]);
+    assert_eq!(io::read_f32(&p).unwrap().data, vec![-2.0, 0.0, 2.0, 4.0]);
     // slope 0 means "no scaling" (NIfTI-1).
     r.scl_slope = 0.0;
     r.write(&p);
     assert_eq!(io::read_mask(&p).unwrap().data, vec![0, 1, 1, 1]);
+}
+
+/// A fractional value is a probability map read as a mask: every voxel above
+/// 0 (its faint background too) would be foreground, so it is refused, named.
+#[test]
+fn fractional_mask_values_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let floats = |v: [f32; 4]| typed(16, 32, v.iter().flat_map(|v| v.to_le_bytes()).collect());
+    let mut scaled = typed(4, 16, [0i16, 1, 2, 3].iter().flat_map(|v| v.to_le_bytes()).collect());
+    scaled.scl_slope = 0.5;
+    for (name, raw, value) in [
+        ("prob.nii", floats([0.0, 1.0, 0.25, 0.0]), "0.25"),
+        ("prob.nii.gz", floats([0.0, 0.75, 0.0, 0.0]), "0.75"),
+        ("scaled.nii", scaled, "0.5"),
+    ] {
+        let p = d.path().join(name);
+        raw.write(&p);
+        let e = io::read_mask(&p).expect_err(name).to_string();
+        assert!(e.contains(name) && e.contains(value) && e.contains("--prob"), "{e}");
+    }
 }
 
 #[test]
@@ -263,6 +283,27 @@ fn gzip_checksums_are_checked() {
     gz[crc] ^= 1;
     let e = read_error("crc.nii.gz", &gz);
     assert!(e.contains("corrupt gzip") && e.contains("checksum"), "{e}");
+}
+
+#[test]
+fn misnamed_cut_and_unscalable_files_are_named() {
+    let (_, bytes) = sample();
+    // A gzip file named .nii.
+    let e = read_error("zipped.nii", &gzip(&bytes));
+    assert!(e.contains("gzip-compressed") && e.contains(".nii.gz"), "{e}");
+    // A tiny .nii.gz whose header declares 34 GB of voxels: said before any allocation.
+    let mut huge = bytes.clone();
+    for (at, v) in [(42, 32767i16), (44, 32767), (46, 4), (70, 64), (72, 64)] {
+        huge[at..at + 2].copy_from_slice(&v.to_le_bytes()); // dim[1..3], datatype, bitpix
+    }
+    let e = read_error("huge.nii.gz", &gzip(&huge));
+    assert!(e.contains("truncated or corrupt") && !e.contains("allocate"), "{e}");
+    // A real slope with a NaN intercept: no value is known (nibabel refuses it too).
+    let mut nan_inter = bytes;
+    nan_inter[112..116].copy_from_slice(&2f32.to_le_bytes()); // scl_slope
+    nan_inter[116..120].copy_from_slice(&f32::NAN.to_le_bytes()); // scl_inter
+    let e = read_error("inter.nii", &nan_inter);
+    assert!(e.contains("scl_inter is NaN"), "{e}");
 }
 
 #[test]

@@ -75,7 +75,7 @@ pub struct Baseline {
 impl Baseline {
     pub fn read(g: &GateArgs, path: &Path) -> Result<Baseline> {
         let opts = options(g, path)?;
-        let file = (!(g.update_baseline && !path.exists())).then(|| results::read(path));
+        let file = (!g.update_baseline || path.exists()).then(|| results::read(path));
         Ok(Baseline {
             path: path.to_path_buf(),
             opts,

@@ -150,6 +150,7 @@ impl ModelArgs {
             mask,
         };
         let cases: Vec<ImageCase> = pipeline::list_images(&self.images)?;
+        pipeline::check_destination(&self.images, &cases, out)?;
         let backend = pipeline::backend_for(device)?;
         let session = Session::load(&self.model, backend)?;
         if timings {

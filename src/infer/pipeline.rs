@@ -98,6 +98,41 @@ pub fn list_images(path: &Path) -> Result<Vec<ImageCase>> {
     Ok(cases)
 }
 
+/// Refuses an output folder whose files would replace the images: the images
+/// folder itself, or (for a single image file) its folder when the map would
+/// take the image's name. Checked before any model is loaded.
+pub fn check_destination(images: &Path, cases: &[ImageCase], out: &Path) -> Result<()> {
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if images.is_dir() && same(images, out) {
+        return Err(Error::input(
+            out,
+            "is the images folder: the probability maps would be written among (or over) the images; \
+             give --out another folder",
+        ));
+    }
+    for case in cases {
+        let outputs = [
+            out.join(format!("{}.nii.gz", case.id)),
+            out.join("masks").join(format!("{}.nii.gz", case.id)),
+        ];
+        for (o, c) in outputs.iter().flat_map(|o| case.channels.iter().map(move |c| (o, c))) {
+            if same(o, c) {
+                return Err(Error::input(
+                    c,
+                    format!(
+                        "would be overwritten by the probability map or mask {}; give --out another folder",
+                        o.display()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Resolve `auto|cpu|gpu` to a backend: auto takes a hardware GPU when there is one.
 pub fn backend_for(device: Device) -> Result<Backend> {
     Ok(match device {

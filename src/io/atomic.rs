@@ -48,10 +48,11 @@ fn temp_path(dest: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "output".to_string());
-    // Keep a double extension such as `.nii.gz` intact at the end of the name.
-    let (stem, ext) = match name.find('.') {
-        Some(0) | None => (name.as_str(), ""),
-        Some(i) => name.split_at(i),
+    // Keep a double extension such as `.nii.gz` intact at the end of the name
+    // (the first dot after the first character: `.x.nii.gz` is `.x` + `.nii.gz`).
+    let (stem, ext) = match name.char_indices().skip(1).find(|&(_, c)| c == '.') {
+        None => (name.as_str(), ""),
+        Some((i, _)) => name.split_at(i),
     };
     // No dot between stem and marker: writers that re-derive the extension
     // (nifti's does) must see exactly `ext`.
@@ -62,6 +63,15 @@ fn temp_path(dest: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_name_of_a_dot_file_keeps_its_extension() {
+        let p = temp_path(Path::new("/a/.x.nii.gz"));
+        let s = p.to_string_lossy();
+        assert!(s.starts_with("/a/..x-tmp") && s.ends_with(".nii.gz"), "{s}");
+        let p = temp_path(Path::new("/a/.hidden"));
+        assert!(p.to_string_lossy().starts_with("/a/..hidden-tmp"), "{}", p.display());
+    }
 
     #[test]
     fn temp_name_keeps_double_extension() {

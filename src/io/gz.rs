@@ -11,8 +11,9 @@
 use flate2::bufread::GzDecoder;
 use std::io::{BufRead, Read, Result};
 
-/// The first byte of a gzip member (RFC 1952: ID1).
+/// The first two bytes of a gzip member (RFC 1952: ID1, ID2).
 const ID1: u8 = 0x1f;
+const ID2: u8 = 0x8b;
 
 pub(super) struct GzMembers<R: BufRead> {
     /// The member being inflated; None once the stream has ended.
@@ -41,7 +42,12 @@ impl<R: BufRead> Read for GzMembers<R> {
             let Some(mut reader) = self.member.take().map(GzDecoder::into_inner) else {
                 break;
             };
-            if reader.fill_buf()?.first() == Some(&ID1) {
+            // Both magic bytes: other trailing bytes that merely start with
+            // 0x1f are ignored like any other, not read as a cut-short member.
+            // (A lone 0x1f at the end of the buffer may be a member whose ID2
+            // is not buffered yet; it is tried as one, as before.)
+            let buf = reader.fill_buf()?;
+            if buf.starts_with(&[ID1, ID2]) || buf == [ID1] {
                 self.member = Some(GzDecoder::new(reader));
             }
         }
@@ -73,7 +79,7 @@ mod tests {
         file.extend(gzip(&[])); // bgzip's empty end-of-file member
         file.extend(gzip(&data[1234..]));
         assert_eq!(inflate(&file).unwrap(), data);
-        for tail in [vec![0u8; 512], b"trailing text".to_vec()] {
+        for tail in [vec![0u8; 512], b"trailing text".to_vec(), b"\x1fjunk".to_vec()] {
             let mut padded = file.clone();
             padded.extend(&tail);
             assert_eq!(inflate(&padded).unwrap(), data);

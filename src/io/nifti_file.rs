@@ -7,9 +7,12 @@
 //! - The voxels start at `vox_offset` (≥ 352 in a single file; a fractional
 //!   offset is truncated, as nibabel does), whether or not extensions fill the gap.
 //! - `scl_slope == 0` means "no scaling" (NIfTI-1 §scl_slope); otherwise
-//!   value = raw·slope + inter, and a mask voxel is foreground if that is ≠ 0.
+//!   value = raw·slope + inter (a non-finite inter with a real slope is an
+//!   error, as in nibabel), and a mask voxel is foreground if that is ≠ 0.
 //! - The affine is the sform when `sform_code > 0`, else the qform when
-//!   `qform_code > 0`, else diag(pixdim) (the order nibabel's `get_best_affine` uses).
+//!   `qform_code > 0`, else diag(pixdim) with the origin at voxel 0 (NIfTI-1's
+//!   "method 1"; nibabel's `get_best_affine` takes sform, then qform too, but
+//!   for neither it centres the origin and flips x, as ANALYZE did).
 //! - A file may hold several 3-D volumes one after another (dim[4..7], one
 //!   axis above 1: frames, MONAI's channels, ITK's vector components); one is
 //!   read ([`read_f32_channel`]), and where one is expected the rest must be 1.
@@ -117,11 +120,26 @@ fn dtype_name(code: i16) -> &'static str {
 /// Reads a mask: every voxel whose (scaled) value is non-zero is foreground (1).
 /// NaN or infinite values are an error: a mask with them is corrupt, and
 /// silently calling them foreground or background would change lesion counts.
+/// So is a fractional value: that is a probability map, and every voxel above
+/// 0 would become a lesion voxel (the map's faint background included).
 pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
     let raw = read_raw(path, Pick::Only)?;
+    let whole = |v: f64| {
+        if v.fract() == 0.0 {
+            Ok(u8::from(v != 0.0))
+        } else {
+            Err(())
+        }
+    };
     let data = match plain_mask(&raw) {
         Some(data) => data,
-        None => decode(&raw, path, |v| Ok(u8::from(v != 0.0)), |v| Ok(u8::from(v != 0)))?,
+        None => decode(
+            &raw,
+            path,
+            "a mask holds whole numbers (a probability map? score it with --prob, or threshold it first)",
+            whole,
+            |v| Ok(u8::from(v != 0)),
+        )?,
     };
     Ok(Volume {
         data,
@@ -136,6 +154,7 @@ pub fn read_labels(path: &Path) -> Result<Volume<u32>> {
     let data = decode(
         &raw,
         path,
+        "a label map holds whole numbers from 0 to 4294967295",
         |v| {
             if v >= 0.0 && v <= u32::MAX as f64 && v.fract() == 0.0 {
                 Ok(v as u32)
@@ -380,8 +399,15 @@ impl Layout {
 /// Reads and checks the 348-byte header at the start of `src`.
 fn read_header(path: &Path, src: &mut impl Read, gz: bool) -> Result<NiftiHeader> {
     let mut head = [0u8; 348];
-    src.read_exact(&mut head)
-        .map_err(|e| Error::input(path, stream_error(&e, gz, "in the header")))?;
+    if let Err(e) = src.read_exact(&mut head) {
+        // A small gzip file named .nii is shorter than a header: say what it is.
+        let msg = if !gz && head.starts_with(&[0x1f, 0x8b]) {
+            not_nifti1(i32::from_le_bytes([head[0], head[1], head[2], head[3]]))
+        } else {
+            stream_error(&e, gz, "in the header")
+        };
+        return Err(Error::input(path, msg));
+    }
     let sizeof_hdr = i32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let little = sizeof_hdr == 348;
     if !little && sizeof_hdr.swap_bytes() != 348 {
@@ -461,6 +487,19 @@ fn read_raw(path: &Path, pick: Pick) -> Result<Raw> {
         Source::Gz(mut src) => {
             let fail = |e: std::io::Error, what: &str| Error::input(path, stream_error(&e, true, what));
             let whole = layout.data_bytes().ok_or_else(|| layout.truncated(path, 0))?;
+            // Deflate packs at most 1032 bytes into one: a header that declares
+            // more than that is a cut-short or corrupt file, said before any
+            // allocation (a 300-byte file could otherwise ask for 34 GB).
+            if whole / DEFLATE_MAX_RATIO > meta.len() {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "truncated or corrupt: the header declares {whole} bytes of voxels, more than this \
+                         {}-byte gzip file can hold",
+                        meta.len()
+                    ),
+                ));
+            }
             // Extensions and padding up to the voxels, and the volumes before those read.
             let skip = layout.offset - 348 + before;
             let skipped = std::io::copy(&mut (&mut src).take(skip), &mut std::io::sink())
@@ -513,10 +552,17 @@ fn read_raw(path: &Path, pick: Pick) -> Result<Raw> {
         ));
     }
     let (slope, inter) = (f64::from(header.scl_slope), f64::from(header.scl_inter));
+    if slope != 0.0 && slope.is_finite() && !inter.is_finite() {
+        // nibabel refuses this too ("valid slope but invalid intercept"): no value is known.
+        return Err(Error::input(
+            path,
+            format!("scl_slope is {slope} but scl_inter is {inter}: the voxel values cannot be scaled"),
+        ));
+    }
     let scale = if slope == 0.0 || !slope.is_finite() || (slope == 1.0 && inter == 0.0) {
         None
     } else {
-        Some((slope, if inter.is_finite() { inter } else { 0.0 }))
+        Some((slope, inter))
     };
     let big_endian = header.endianness == nifti::Endianness::Big;
     Ok(Raw {
@@ -568,6 +614,9 @@ fn pick_volumes(path: &Path, layout: &Layout, pick: Pick) -> Result<Range<usize>
         )),
     }
 }
+
+/// The most that deflate can expand (RFC 1951: a 258-byte match per 2 bits, ~1032:1).
+const DEFLATE_MAX_RATIO: u64 = 1032;
 
 /// Reads `len` bytes of voxels from `src`.
 fn read_volumes(
@@ -684,7 +733,9 @@ fn unsupported_dtype(code: i16) -> String {
 }
 
 fn not_nifti1(sizeof_hdr: i32) -> String {
-    if sizeof_hdr == 540 || sizeof_hdr.swap_bytes() == 540 {
+    if sizeof_hdr.to_le_bytes().starts_with(&[0x1f, 0x8b]) {
+        "gzip-compressed, but not named .nii.gz: rename it to .nii.gz".to_string()
+    } else if sizeof_hdr == 540 || sizeof_hdr.swap_bytes() == 540 {
         "NIfTI-2 files are not supported; convert to NIfTI-1 (e.g. nibabel.Nifti1Image)".to_string()
     } else {
         format!("not a NIfTI-1 file (header size {sizeof_hdr}, expected 348)")
@@ -718,6 +769,7 @@ macro_rules! values {
 fn decode<T>(
     raw: &Raw,
     path: &Path,
+    rule: &str,
     on_float: impl Fn(f64) -> Result<T, ()>,
     on_int: impl Fn(i128) -> Result<T, ()>,
 ) -> Result<Vec<T>> {
@@ -734,13 +786,15 @@ fn decode<T>(
                 let msg = format!("non-finite value {v} at {}; a mask must hold finite numbers", at(idx));
                 return Err(Error::input(path, msg));
             }
-            out.push(on_float(v).map_err(|()| Error::input(path, format!("invalid value {v} at {}", at(idx))))?);
+            out.push(
+                on_float(v).map_err(|()| Error::input(path, format!("invalid value {v} at {}: {rule}", at(idx))))?,
+            );
         }
         return Ok(out);
     }
     // Collecting an iterator of Results into Result<Vec> allocates only the output.
     let check = |(idx, v): (usize, i128)| {
-        on_int(v).map_err(|()| Error::input(path, format!("invalid value {v} at {}", at(idx))))
+        on_int(v).map_err(|()| Error::input(path, format!("invalid value {v} at {}: {rule}", at(idx))))
     };
     match raw.dtype {
         DType::U8 => raw.bytes[..raw.geometry.len()]
@@ -777,12 +831,13 @@ fn plain_mask(raw: &Raw) -> Option<Vec<u8>> {
     }
     let n = raw.geometry.len();
     let bytes = |at: Range<usize>, s: usize| &raw.bytes[at.start * s..at.end * s];
-    let finite = match raw.dtype {
-        DType::F32 => values!(raw, f32, f32::is_finite).all(|f| f),
-        DType::F64 => values!(raw, f64, f64::is_finite).all(|f| f),
+    // Non-finite and fractional values take the checked path, which names them.
+    let whole = match raw.dtype {
+        DType::F32 => values!(raw, f32, |v: f32| v.is_finite() && v.fract() == 0.0).all(|f| f),
+        DType::F64 => values!(raw, f64, |v: f64| v.is_finite() && v.fract() == 0.0).all(|f| f),
         _ => true,
     };
-    if !finite {
+    if !whole {
         return None;
     }
     // Written page by page, leaving the pages of all-zero bytes untouched
