@@ -345,3 +345,84 @@ fn a_4d_image_holds_its_channels() {
     assert_eq!(split, chans);
     assert_eq!(stacked, chans);
 }
+
+/// Settings that would make inference abort or quietly give nonsense are errors:
+/// nnU-Net placement near overlap 1 (more windows than positions), and a model
+/// that computes NaN (here a NaN scale, as a negative BatchNorm variance gives).
+#[test]
+fn runaway_windows_and_nan_outputs_are_errors() {
+    use lesioneval::infer::model::{Act, Op};
+    use lesioneval::infer::pipeline::{ImageCase, InferConfig, MaskMode, infer_case};
+    let image = fx("sw/keras_gauss_o50.image.nii.gz");
+    let img = lesioneval::io::read_f32(&image).unwrap();
+    let s = Session::load(&fx("models/nnunet_like.onnx"), Backend::Cpu).unwrap();
+    let cfg = WindowConfig {
+        patch: Some([16, 16, 16]),
+        overlap: 0.99999,
+        nnunet_steps: true,
+        ..WindowConfig::default()
+    };
+    let e = sliding_window(&s, std::slice::from_ref(&img.data), img.geometry.shape, &cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("lower --overlap") && e.contains("window positions"), "{e}");
+
+    let nan = Op::Affine {
+        scale: vec![f32::NAN],
+        shift: vec![0.0],
+        act: Act::None,
+    };
+    let path = Path::new("nan_scale.onnx");
+    let s = Session::from_model(path, common::one_node_model(nan, 1), Backend::Cpu).unwrap();
+    let case = ImageCase {
+        id: "case_7".into(),
+        channels: vec![image],
+    };
+    let out = tempfile::tempdir().unwrap();
+    let cfg = InferConfig {
+        window: WindowConfig {
+            patch: Some([8, 8, 8]),
+            ..WindowConfig::default()
+        },
+        class: None,
+        mask: MaskMode::Threshold(0.5),
+    };
+    let e = infer_case(&s, &case, out.path(), &cfg).err().unwrap().to_string();
+    assert!(
+        e.contains("nan_scale.onnx") && e.contains("non-finite probability for case case_7"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "nothing written");
+
+    // 65 536 output channels over a 45×38×20 image: 2.2·10⁹ blended values, refused
+    // (it used to abort the process on the allocation).
+    use lesioneval::infer::model::{ConvSpec, Pads};
+    let c_out = 65_536;
+    let conv = ConvSpec {
+        weight: vec![1.0; c_out],
+        bias: vec![0.0; c_out],
+        c_in: 1,
+        c_out,
+        kernel: [1; 3],
+        strides: [1; 3],
+        dilations: [1; 3],
+        pads: Pads::Explicit {
+            begin: [0; 3],
+            end: [0; 3],
+        },
+        rank: 3,
+        act: Act::None,
+    };
+    let wide = Path::new("wide.onnx");
+    let s = Session::from_model(wide, common::one_node_model(Op::Conv(Box::new(conv)), 1), Backend::Cpu).unwrap();
+    let cfg = WindowConfig {
+        patch: Some([4, 4, 4]),
+        ..WindowConfig::default()
+    };
+    let e = sliding_window(&s, std::slice::from_ref(&img.data), img.geometry.shape, &cfg)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("wide.onnx") && e.contains("65536 output channels"), "{e}");
+}

@@ -188,6 +188,23 @@ pub fn infer_case(session: &Session, case: &ImageCase, out: &Path, cfg: &InferCo
     let channels: Vec<Vec<f32>> = vols.iter().map(|v| v.data.clone()).collect();
     let w = sliding_window(session, &channels, shape, &cfg.window)?;
     let prob = foreground(&w.probs, cfg.class)?;
+    // A model that computes NaN (a negative BatchNorm variance, an overflow)
+    // would give a NaN map and an empty mask: say so instead of writing them.
+    if let Some(i) = w.probs.iter().flatten().position(|p| !p.is_finite()) {
+        let [nx, ny, _] = shape;
+        let v = i % (nx * ny * shape[2]);
+        return Err(Error::input(
+            &session.path,
+            format!(
+                "computed a non-finite probability for case {} (class {}, voxel ({}, {}, {})): check the model's weights",
+                case.id,
+                i / (nx * ny * shape[2]),
+                v % nx,
+                (v / nx) % ny,
+                v / (nx * ny)
+            ),
+        ));
+    }
     let reference = &vols[0];
     io::write_f32(
         &out.join(format!("{}.nii.gz", case.id)),

@@ -225,7 +225,7 @@ pub fn sliding_window(
                 if let Some(d) = s[a]
                     && d != p[a]
                 {
-                    return Err(Error::Config(format!(
+                    return Err(bad(format!(
                         "--patch {p:?} differs from the model's fixed input size {s:?}"
                     )));
                 }
@@ -280,6 +280,21 @@ pub fn sliding_window(
         }
     }
 
+    if cfg.nnunet_steps {
+        // nnU-Net's count of steps has no bound of its own: near overlap 1 it
+        // asks for more windows than there are starts (repeats), or billions.
+        for a in 0..3 {
+            let positions = padded[a] - patch[a] + 1;
+            let steps = ((padded[a] - patch[a]) as f64 / ((1.0 - cfg.overlap) * patch[a] as f64)).ceil() + 1.0;
+            if positions > 1 && steps > positions as f64 {
+                return Err(Error::Config(format!(
+                    "--overlap {} with --nnunet-steps places {steps} windows along axis {a}, which has only \
+                     {positions} window positions (image {} voxels, patch {}); lower --overlap",
+                    cfg.overlap, padded[a], patch[a]
+                )));
+            }
+        }
+    }
     let st: Vec<Vec<usize>> = (0..3)
         .map(|a| starts(padded[a], patch[a], cfg.overlap, cfg.nnunet_steps))
         .collect();
@@ -353,7 +368,15 @@ pub fn sliding_window(
         }
         if ncls == 0 {
             ncls = oc;
-            acc = vec![0.0f32; oc * plane];
+            // One blended volume per output channel (and as much again for the
+            // cropped maps): a model of many classes on a large image may not
+            // fit, which must be an error naming the model, not an abort.
+            acc = zeroed(oc, plane).ok_or_else(|| {
+                bad(format!(
+                    "its {oc} output channels need {oc} × {plane} voxels of blending memory, \
+                     more than can be allocated; use a smaller image or a model with fewer outputs"
+                ))
+            })?;
         }
         let resolved = resolve_act(act, oc);
         for (w, s) in chunk.iter().enumerate() {
@@ -396,25 +419,34 @@ pub fn sliding_window(
     }
     // Crop the padding and return to storage order.
     let n = shape[0] * shape[1] * shape[2];
-    let probs = (0..ncls)
-        .map(|c| {
-            let mut v = vec![0.0f32; n];
-            for k in 0..shape[2] {
-                for j in 0..shape[1] {
-                    for i in 0..shape[0] {
-                        let t = ((i + before[0]) * padded[1] + j + before[1]) * padded[2] + k + before[2];
-                        v[i + shape[0] * (j + shape[1] * k)] = acc[c * plane + t];
-                    }
+    let mut probs = Vec::with_capacity(ncls);
+    for c in 0..ncls {
+        let mut v = zeroed(1, n).ok_or_else(|| bad(format!("its output maps of {n} voxels cannot be allocated")))?;
+        for k in 0..shape[2] {
+            for j in 0..shape[1] {
+                for i in 0..shape[0] {
+                    let t = ((i + before[0]) * padded[1] + j + before[1]) * padded[2] + k + before[2];
+                    v[i + shape[0] * (j + shape[1] * k)] = acc[c * plane + t];
                 }
             }
-            v
-        })
-        .collect();
+        }
+        probs.push(v);
+    }
     Ok(WindowOutput {
         probs,
         windows: windows.len(),
         batch,
     })
+}
+
+/// `count` × `len` zeros, or None when that is over 2³¹ values or the
+/// allocator refuses it (rather than aborting the process).
+fn zeroed(count: usize, len: usize) -> Option<Vec<f32>> {
+    let n = count.checked_mul(len).filter(|&n| n <= 1 << 31)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).ok()?;
+    v.resize(n, 0.0);
+    Some(v)
 }
 
 fn resolve_act(a: Activation, channels: usize) -> Activation {
