@@ -460,7 +460,8 @@ pub fn resize_tables(r: &ResizeSpec, inp: &[usize], out: &[usize]) -> Vec<(Vec<u
                     let fl = xin.floor();
                     let frac = xin - fl;
                     let v = match r.nearest {
-                        NearestMode::Floor => fl,
+                        NearestMode::Simple if scale < 1.0 => xin.ceil(),
+                        NearestMode::Simple | NearestMode::Floor => fl,
                         NearestMode::Ceil => xin.ceil(),
                         NearestMode::RoundPreferFloor => {
                             if frac == 0.5 {
@@ -527,4 +528,31 @@ fn resize(r: &ResizeSpec, x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
             acc
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resize-10's nearest rounding as onnxruntime has it (upsamplebase.h,
+    /// `GetNearestPixelFromOriginal`, SIMPLE): ceil along a shrinking axis,
+    /// truncation along a growing one, with asymmetric coordinates.
+    #[test]
+    fn resize_10_nearest_rounds_as_onnxruntime() {
+        let r = |scale: f32| ResizeSpec {
+            linear: false,
+            coord: Coord::Asymmetric,
+            nearest: NearestMode::Simple,
+            target: ResizeTarget::Scales(vec![scale]),
+        };
+        // 8 → 6 at 0.75: sources o/0.75 = 0, 1.33, 2.67, 4, 5.33, 6.67.
+        let t = resize_tables(&r(0.75), &[8], &[6]);
+        assert_eq!(t[0].0, vec![0, 2, 3, 4, 6, 7]);
+        // 3 → 6 at 2: o/2 truncated.
+        let t = resize_tables(&r(2.0), &[3], &[6]);
+        assert_eq!(t[0].0, vec![0, 0, 1, 1, 2, 2]);
+        // 5 → 2 at 0.4: ceil(2.5) = 3.
+        let t = resize_tables(&r(0.4), &[5], &[2]);
+        assert_eq!(t[0].0, vec![0, 3]);
+    }
 }

@@ -153,6 +153,9 @@ pub enum Coord {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NearestMode {
+    /// Resize before opset 11 (no `nearest_mode` attribute), as onnxruntime
+    /// runs it: ceil along an axis that shrinks (scale < 1), else floor.
+    Simple,
     RoundPreferFloor,
     RoundPreferCeil,
     Floor,
@@ -845,7 +848,8 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                 }
                 target = ResizeTarget::Scales(scales);
             } else {
-                // Resize-10 has no such attributes: asymmetric coordinates, floor for nearest (onnxruntime).
+                // Resize-10 has no such attributes: asymmetric coordinates and
+                // onnxruntime's rounding for nearest (NearestMode::Simple).
                 let c = attrs.string(
                     "coordinate_transformation_mode",
                     if opset < 11 { "asymmetric" } else { "half_pixel" },
@@ -859,8 +863,9 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                         return Err(attrs.bad("coordinate_transformation_mode", format!("= {other} is not supported")));
                     }
                 };
-                let nm = attrs.string("nearest_mode", if opset < 11 { "floor" } else { "round_prefer_floor" })?;
+                let nm = attrs.string("nearest_mode", if opset < 11 { "simple" } else { "round_prefer_floor" })?;
                 nearest = match nm.as_str() {
+                    "simple" if opset < 11 => NearestMode::Simple,
                     "round_prefer_floor" => NearestMode::RoundPreferFloor,
                     "round_prefer_ceil" => NearestMode::RoundPreferCeil,
                     "floor" => NearestMode::Floor,

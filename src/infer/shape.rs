@@ -113,6 +113,9 @@ fn infer_unchecked(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
             if s[1] != c.c_in {
                 return Err(format!("input has {} channels, the weights expect {}", s[1], c.c_in));
             }
+            if s[2..].contains(&0) {
+                return Err(format!("input of shape {x:?} has an empty spatial axis"));
+            }
             let mut o = [0; 3];
             for a in 0..3 {
                 let full = (s[2 + a] - 1) * c.strides[a] + (c.kernel[a] - 1) * c.dilations[a] + 1 + c.output_padding[a];
@@ -225,5 +228,34 @@ fn infer_unchecked(op: &Op, ins: &[&[usize]]) -> Result<Vec<usize>, String> {
             }
             Ok(out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::model::{Act, ConvTSpec};
+
+    /// An empty axis (a folded constant can have one) is an error, not an
+    /// underflow of `size − 1` (a panic in debug builds).
+    #[test]
+    fn conv_transpose_of_an_empty_axis_is_an_error() {
+        let op = Op::ConvTranspose(Box::new(ConvTSpec {
+            weight: vec![1.0; 8],
+            bias: vec![0.0],
+            c_in: 1,
+            c_out: 1,
+            kernel: [2; 3],
+            strides: [2; 3],
+            dilations: [1; 3],
+            pad_begin: [0; 3],
+            pad_end: [0; 3],
+            output_padding: [0; 3],
+            rank: 3,
+            act: Act::None,
+        }));
+        let e = infer(&op, &[&[1, 1, 0, 4, 4]]).unwrap_err();
+        assert!(e.contains("empty spatial axis"), "{e}");
+        assert_eq!(infer(&op, &[&[1, 1, 2, 4, 4]]).unwrap(), vec![1, 1, 4, 8, 8]);
     }
 }
