@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::io::{self, Geometry};
 use crate::label::{self, Components, Connectivity, Device, LesionStats};
 use crate::matching::graph::{self, Correspondence, CorrespondenceCounts};
-use crate::matching::{self, Assignment, Criterion, OverlapTable};
+use crate::matching::{self, Assignment, Criterion, Measure, OverlapTable};
 use crate::metrics::surface::{self, SegMetrics, SurfaceRule};
 use crate::metrics::{self, Counts, Macro, Rates};
 use crate::preset::Preset;
@@ -420,7 +420,17 @@ pub fn score_case(
     // Unmatched predictions that qualify with some GT lesion (picai's rule leaves them out).
     let mut ignored_pred = vec![false; pred.components.lesions.len()];
     if config.ignore_unmatched_overlap {
-        for (p, q) in table.pred_qualifies(&config.criterion).into_iter().enumerate() {
+        // Anima's test does not use --match; "qualifies with some GT lesion"
+        // is then any overlap, as under --preset anima, whatever --match says.
+        let qualify = match config.assignment {
+            Assignment::Anima { .. } => Criterion {
+                measure: Measure::Any,
+                threshold: 0.0,
+                strict: false,
+            },
+            _ => config.criterion.clone(),
+        };
+        for (p, q) in table.pred_qualifies(&qualify).into_iter().enumerate() {
             ignored_pred[p] = q && m.pred_matched[p].is_empty();
         }
     }

@@ -159,7 +159,7 @@ impl std::fmt::Display for Limit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Limit::Abs(x) => write!(f, "{x}"),
-            Limit::Rel(x) => write!(f, "{} %", x * 100.0),
+            Limit::Rel(x) => write!(f, "{} %", crate::report::percent(*x)),
         }
     }
 }
@@ -746,7 +746,7 @@ impl Outcome {
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {:+} | {:+} |",
-                    d.case,
+                    crate::report::md_escape(&d.case),
                     fmt_opt(Metric::F1, d.f1_baseline),
                     fmt_opt(Metric::F1, d.f1_current),
                     fmt_delta(Metric::F1, d.f1_baseline, d.f1_current),

@@ -590,3 +590,27 @@ fn a_report_name_taken_by_a_folder_fails_before_any_file_is_written() {
     assert!(err.contains("lesions.csv") && err.contains("is a folder"), "{err}");
     assert_eq!(entries(&out), ["lesions.csv"], "no other file written");
 }
+
+/// A reader that goes away (`lesioneval compare … | head -1`) ends neither in a
+/// panic nor before the files under --out are written.
+#[test]
+fn closed_stdout_is_not_a_panic_and_outputs_are_written() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("report");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("lesioneval"))
+        .current_dir(common::root())
+        .args(["compare", "--gt", "examples/data/labelsTs"])
+        .args(["examples/data/dice_loss", "examples/data/focal_loss", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before the table is printed (scoring takes far longer than this).
+    drop(child.stdout.take());
+    let res = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&res.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(res.status.code(), Some(0), "{stderr}");
+    assert!(out.join("results.json").is_file());
+}

@@ -87,8 +87,25 @@ fn anima_rule_clauses() {
             ("beta_fail", &[(0, 10, 0, 5)], &[(0, 5, 0, 20)]),
             // Lesions of 3 and 4 voxels (1 mm³ each): only the 4-voxel one is > 3 mm³.
             ("size", &[(0, 3, 0, 1), (10, 14, 10, 11)], &[]),
+            // 5 voxels inside a 10×10 GT lesion: neither is detected; they overlap (IoU 0.05).
+            ("low_iou", &[(0, 10, 0, 10)], &[(0, 5, 0, 1)]),
         ],
     );
+    // --unmatched-overlap ignore leaves out an undetected prediction that overlaps a GT lesion at
+    // all, whether the rule came from --preset anima or from --assign anima (whose unused --match
+    // default, IoU ≥ 0.1, once decided it).
+    for rule in [
+        &["--preset", "anima"][..],
+        &["--assign", "anima", "--connectivity", "6", "--min-size", ">3mm3"],
+    ] {
+        let doc = score(&gt, &pred, &[rule, &["--unmatched-overlap", "ignore"]].concat());
+        let c = case(&doc, "low_iou");
+        assert_eq!(
+            (c["fp"].as_u64(), c["ignored"].as_u64()),
+            (Some(0), Some(1)),
+            "{rule:?}"
+        );
+    }
     let doc = score(&gt, &pred, &["--preset", "anima"]);
     assert_eq!(doc["config"]["preset"], "anima");
     assert_eq!(doc["config"]["connectivity"], 6);

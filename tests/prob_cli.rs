@@ -208,6 +208,27 @@ fn masks_from_pred_or_from_the_thresholded_map() {
     ]);
     assert_eq!(mean["detection"]["num_lesions"], from_map["detection"]["num_lesions"]);
     assert_ne!(mean["detection"]["ap"], from_map["detection"]["ap"]);
+    // CSV on stdout is one table: every record has the header's fields.
+    let out = bin()
+        .args([
+            "score",
+            "--gt",
+            &gt,
+            "--prob",
+            &prob,
+            "--bootstrap",
+            "0",
+            "--format",
+            "csv",
+        ])
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut r = csv::Reader::from_reader(out.stdout.as_slice());
+    let fields = r.headers().unwrap().len();
+    let rows: Vec<_> = r.records().map(|x| x.unwrap()).collect();
+    assert!(rows.len() >= 8 && rows.iter().all(|x| x.len() == fields), "{rows:?}");
 }
 
 #[test]

@@ -156,13 +156,13 @@ pub fn gate(g: &GateArgs, b: Baseline, current: &ResultsFile, current_text: &str
         }
         Err(e) => {
             let md = format!("## lesioneval check: ⚠️ cannot compare\n\n{e}\n");
-            print!("{md}");
+            super::common::say(&md)?;
             file_report(g, &md)?;
             return Err(e.into());
         }
     };
     let md = outcome.markdown(&baseline.display().to_string(), &current.path.display().to_string());
-    print!("{md}");
+    super::common::say(&md)?;
     file_report(g, &md)?;
     eprintln!("{}", outcome.summary_line());
     if g.update_baseline {

@@ -215,14 +215,14 @@ impl EvalArgs {
     /// Prints `table` (unless JSON goes to stdout), writes --out and --json.
     pub fn emit(&self, table: &str, models: &[ModelResult], json: &str, timings: &Timings) -> Result<()> {
         if self.json.as_deref() != Some("-") {
-            print!("{table}");
+            say(table)?;
         }
         Timings::time(&timings.write, || -> Result<()> {
             if let Some(dir) = &self.out {
                 report::write_outputs(dir, models, json)?;
             }
             match self.json.as_deref() {
-                Some("-") => print!("{json}"),
+                Some("-") => say(json)?,
                 Some(p) => report::write_text(Path::new(p), json)?,
                 None => {}
             }
@@ -286,5 +286,19 @@ pub fn warn_extra(pred: &Path, extra: &[String]) {
             extra.len(),
             extra.join(", ")
         );
+    }
+}
+
+/// Writes `text` on stdout. A reader that went away (`| head`) is not an
+/// error: what is left to do (the files under --out) still gets done, where
+/// `print!` would panic.
+pub fn say(text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("cannot write to stdout"))
+        }
+        _ => Ok(()),
     }
 }

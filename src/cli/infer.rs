@@ -231,10 +231,9 @@ pub fn run(a: InferArgs) -> Result<()> {
     };
     let reports = a.net.infer_all(a.device, &a.out, mask, a.timings)?;
     let windows: usize = reports.iter().map(|r| r.windows).sum();
-    println!(
-        "wrote {} probability maps ({windows} windows) to {}",
+    super::common::say(&format!(
+        "wrote {} probability maps ({windows} windows) to {}\n",
         reports.len(),
         a.out.display()
-    );
-    Ok(())
+    ))
 }

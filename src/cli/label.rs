@@ -98,13 +98,13 @@ pub fn run(a: LabelArgs) -> Result<()> {
     }
     let write_ms = ms(t);
 
-    println!(
-        "{}: {} lesions ({}-connectivity), {} foreground voxels",
+    super::common::say(&format!(
+        "{}: {} lesions ({}-connectivity), {} foreground voxels\n",
         a.mask.display(),
         comps.count(),
         a.connectivity,
         comps.foreground()
-    );
+    ))?;
     if a.timings {
         let mut line =
             format!("timing read={read_ms:.3}ms label={label_ms:.3}ms stats={stats_ms:.3}ms write={write_ms:.3}ms");

@@ -131,7 +131,11 @@ pub fn run(mut a: ScoreArgs) -> Result<ExitCode> {
             a.eval.render(&report::region_cases_table(&models)),
         )
     };
-    if let Some(d) = &m.detection {
+    // CSV on stdout stays one table (its rows would not share columns): the
+    // detection table is in detection.csv under --out, and in the JSON.
+    if let Some(d) = &m.detection
+        && a.eval.format != report::Format::Csv
+    {
         table.push('\n');
         table.push_str(&a.eval.render(&report::detection_table(d)));
     }

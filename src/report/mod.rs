@@ -9,4 +9,4 @@ pub use files::{
     ResultsJson, compare_json, lesion_stats_csv, model_label, score_json, with_model_column, write_outputs,
     write_tables, write_text,
 };
-pub use table::{Format, Table, cases_table, compare_table, detection_table, region_cases_table};
+pub use table::{Format, Table, cases_table, compare_table, detection_table, md_escape, percent, region_cases_table};

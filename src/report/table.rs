@@ -51,7 +51,7 @@ impl Table {
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
-            .map(|r| r.iter().map(|c| Self::cell(c, "–")).collect())
+            .map(|r| r.iter().map(|c| md_escape(&Self::cell(c, "–"))).collect())
             .collect();
         let mut width: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
         for r in &cells {
@@ -324,7 +324,7 @@ pub fn detection_table(d: &crate::prob::summary::DetectionSummary) -> Table {
         _ => None,
     };
     let b = d.bootstrap.as_ref();
-    let level = b.map_or(String::new(), |b| format!(" {}%", b.level * 100.0));
+    let level = b.map_or(String::new(), |b| format!(" {}%", crate::report::percent(b.level)));
     let mut rows = vec![
         vec![Some("AP".into()), fin(d.ap), ci(b.map(|b| b.ap))],
         vec![Some("AUROC (case level)".into()), fin(d.auroc), ci(b.map(|b| b.auroc))],
@@ -363,6 +363,22 @@ pub fn detection_table(d: &crate::prob::summary::DetectionSummary) -> Table {
     }
 }
 
+/// `frac` × 100 without the float noise of the product (0.57 → "57", not
+/// "56.99999999999999"; 0.025 → "2.5").
+pub fn percent(frac: f64) -> String {
+    let s = format!("{:.9}", frac * 100.0);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A Markdown table cell: `|` would start a column and a line break a row,
+/// so case and model names holding them are escaped (`\|`, a space).
+pub fn md_escape(s: &str) -> String {
+    if !s.contains(['|', '\n', '\r']) {
+        return s.to_string();
+    }
+    s.replace('|', "\\|").replace(['\r', '\n'], " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +408,22 @@ mod tests {
             tex.contains("dice\\_loss & 31 \\\\") && tex.contains("a\\&b & -- \\\\"),
             "{tex}"
         );
+    }
+
+    #[test]
+    fn percentages_print_without_float_noise() {
+        assert_eq!(percent(0.57), "57");
+        assert_eq!(percent(0.07), "7");
+        assert_eq!(percent(0.025), "2.5");
+        assert_eq!(percent(0.95), "95");
+    }
+
+    #[test]
+    fn markdown_cells_keep_their_column_and_row() {
+        let mut t = t();
+        t.rows[0][0] = Some("p|b\nx".into());
+        let md = t.render(Format::Md);
+        assert!(md.contains("| p\\|b x |  31 |"), "{md}");
+        assert_eq!(md.lines().count(), 4);
     }
 }
