@@ -428,7 +428,7 @@ pub fn score_case(
                 threshold: 0.0,
                 strict: false,
             },
-            _ => config.criterion.clone(),
+            _ => config.criterion,
         };
         for (p, q) in table.pred_qualifies(&qualify).into_iter().enumerate() {
             ignored_pred[p] = q && m.pred_matched[p].is_empty();
