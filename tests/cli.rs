@@ -614,3 +614,67 @@ fn closed_stdout_is_not_a_panic_and_outputs_are_written() {
     assert_eq!(res.status.code(), Some(0), "{stderr}");
     assert!(out.join("results.json").is_file());
 }
+
+/// Outputs are all written or none: a --json path that cannot be written is
+/// found before scoring, a figure that cannot be written keeps the tables
+/// from being replaced, and a reused --out folder loses the earlier run's
+/// tables that this run does not write.
+#[test]
+fn outputs_are_written_all_or_none_and_stale_tables_go() {
+    let d = tempfile::tempdir().unwrap();
+    let score = |extra: &[&str]| {
+        bin()
+            .current_dir(common::root())
+            .args(["score", "--device", "cpu", "--gt", "examples/data/labelsTs"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let p = |rel: &str| d.path().join(rel).display().to_string();
+    let r = score(&[
+        "--pred",
+        "examples/data/dice_loss",
+        "--out",
+        &p("a"),
+        "--json",
+        &p("nodir/r.json"),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("does not exist"));
+    assert!(!d.path().join("a").exists());
+
+    std::fs::create_dir_all(d.path().join("plots/counts.svg")).unwrap();
+    let r = score(&[
+        "--pred",
+        "examples/data/dice_loss",
+        "--out",
+        &p("b"),
+        "--plots",
+        &p("plots"),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    let left: Vec<String> = match std::fs::read_dir(d.path().join("b")) {
+        Ok(it) => it
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    assert!(left.is_empty(), "{left:?}");
+
+    let r = score(&[
+        "--prob",
+        "examples/data/dice_loss_prob",
+        "--bootstrap",
+        "0",
+        "--out",
+        &p("c"),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(d.path().join("c/detection.csv").is_file());
+    let r = score(&["--pred", "examples/data/dice_loss", "--out", &p("c")]);
+    assert!(r.status.success());
+    for gone in ["detection.csv", "froc.csv", "thresholds.csv", "candidates.csv"] {
+        assert!(!d.path().join("c").join(gone).exists(), "{gone}");
+    }
+    assert!(d.path().join("c/cases.csv").is_file());
+}

@@ -109,7 +109,35 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
+    /// Output paths that cannot be written, found before any scoring rather
+    /// than after it.
+    pub fn check_destinations(&self) -> Result<()> {
+        for (flag, dir) in [("--out", &self.out), ("--plots", &self.plots)] {
+            if let Some(d) = dir
+                && d.exists()
+                && !d.is_dir()
+            {
+                anyhow::bail!("{flag} {}: is a file; {flag} names a folder", d.display());
+            }
+        }
+        if let Some(p) = self.json.as_deref().filter(|p| *p != "-").map(Path::new) {
+            if p.is_dir() {
+                anyhow::bail!(
+                    "--json {}: is a folder; --json names a file (or - for stdout)",
+                    p.display()
+                );
+            }
+            if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty())
+                && !parent.is_dir()
+            {
+                anyhow::bail!("--json {}: the folder {} does not exist", p.display(), parent.display());
+            }
+        }
+        Ok(())
+    }
+
     pub fn config(&self) -> Result<EvalConfig> {
+        self.check_destinations()?;
         if !(self.geometry_tolerance >= 0.0 && self.geometry_tolerance.is_finite()) {
             anyhow::bail!("--geometry-tolerance must be a finite number ≥ 0");
         }
@@ -217,28 +245,33 @@ impl EvalArgs {
         if self.json.as_deref() != Some("-") {
             say(table)?;
         }
+        // All of --out, --json and --plots, or none of them (io::all_or_nothing).
         Timings::time(&timings.write, || -> Result<()> {
-            if let Some(dir) = &self.out {
-                report::write_outputs(dir, models, json)?;
-            }
-            match self.json.as_deref() {
-                Some("-") => say(json)?,
-                Some(p) => report::write_text(Path::new(p), json)?,
-                None => {}
-            }
-            if let Some(dir) = &self.plots {
-                // Drawn from the JSON just written, so they equal `lesioneval plot` on it.
-                let label = self
-                    .out
-                    .as_ref()
-                    .map_or(PathBuf::from("(this run)"), |d| d.join("results.json"));
-                let file = lesioneval::results::parse(json, &label)?;
-                super::plot::draw(std::slice::from_ref(&file), dir, &self.plot_style)?;
-            }
-            Ok(())
+            lesioneval::io::all_or_nothing(|| self.write_all(models, json))
         })?;
         if self.timings {
             eprintln!("{}", timings.line());
+        }
+        Ok(())
+    }
+
+    fn write_all(&self, models: &[ModelResult], json: &str) -> Result<()> {
+        if let Some(dir) = &self.out {
+            report::write_outputs(dir, models, json)?;
+        }
+        match self.json.as_deref() {
+            Some("-") => say(json)?,
+            Some(p) => report::write_text(Path::new(p), json)?,
+            None => {}
+        }
+        if let Some(dir) = &self.plots {
+            // Drawn from the JSON just written, so they equal `lesioneval plot` on it.
+            let label = self
+                .out
+                .as_ref()
+                .map_or(PathBuf::from("(this run)"), |d| d.join("results.json"));
+            let file = lesioneval::results::parse(json, &label)?;
+            super::plot::draw(std::slice::from_ref(&file), dir, &self.plot_style)?;
         }
         Ok(())
     }

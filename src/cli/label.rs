@@ -90,12 +90,16 @@ pub fn run(a: LabelArgs) -> Result<()> {
     let stats_ms = ms(t);
 
     let t = Instant::now();
-    if let Some(out) = &a.out {
-        io::write_labels(out, &comps.labels, comps.count(), &vol.header, &vol.geometry)?;
-    }
-    if let (Some(path), Some(csv)) = (&a.stats, &stats_csv) {
-        report::write_text(path, csv)?;
-    }
+    // Both outputs or neither.
+    io::all_or_nothing(|| {
+        if let Some(out) = &a.out {
+            io::write_labels(out, &comps.labels, comps.count(), &vol.header, &vol.geometry)?;
+        }
+        if let (Some(path), Some(csv)) = (&a.stats, &stats_csv) {
+            report::write_text(path, csv)?;
+        }
+        Ok::<(), lesioneval::Error>(())
+    })?;
     let write_ms = ms(t);
 
     super::common::say(&format!(

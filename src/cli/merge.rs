@@ -43,7 +43,7 @@ pub fn run(a: MergeArgs) -> Result<()> {
             );
             None
         };
-        report::write_tables(&a.out, &merged.models, &json, lesions_csv.as_deref())?;
+        lesioneval::io::all_or_nothing(|| report::write_tables(&a.out, &merged.models, &json, lesions_csv.as_deref()))?;
     }
     eprintln!(
         "merged {} shard(s), {cases} case(s) → {}",

@@ -51,7 +51,7 @@ impl PlotStyle {
 
 /// Draws the figures and says where they went.
 pub fn draw(files: &[ResultsFile], out: &std::path::Path, style: &PlotStyle) -> Result<()> {
-    let written = plot::plot_all(files, out, &style.options())?;
+    let written = lesioneval::io::all_or_nothing(|| plot::plot_all(files, out, &style.options()))?;
     eprintln!("wrote {} figure file(s) to {}", written.len(), out.display());
     Ok(())
 }

@@ -42,6 +42,8 @@ pub fn run(mut a: RunArgs) -> Result<ExitCode> {
     if a.eval.shard.is_some() {
         bail!("--shard is not supported by run; infer all cases, then score the shards");
     }
+    // Settings and destinations are checked before the model runs, not after.
+    a.eval.config()?;
     a.eval.init_threads()?;
     // A run is a report: figures go to <out>/plots unless --plots says elsewhere.
     if a.eval.plots.is_none() {

@@ -1,8 +1,88 @@
 //! Write-to-temp-then-rename, so an interrupted or failed run never leaves a
 //! half-written table or volume under the name the user asked for.
+//!
+//! A run that writes several files (the tables, results.json, `--json`, the
+//! figures) does so inside [`all_or_nothing`]: every file goes to its
+//! temporary name first, and only when all are written are they renamed
+//! (and stale outputs removed). A failure on the fifth file then leaves the
+//! first four, and whatever was there before, as they were.
 
 use crate::error::{Error, Result};
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What the open batch of this thread will do once all its files are written.
+enum Pending {
+    Rename { tmp: PathBuf, dest: PathBuf },
+    Remove(PathBuf),
+}
+
+thread_local! {
+    static BATCH: RefCell<Option<Vec<Pending>>> = const { RefCell::new(None) };
+}
+
+/// Runs `work`, holding back the renames of every [`write_atomically`] (and
+/// the removals of [`remove_stale`]) it makes on this thread until it returns
+/// Ok; on an error, every file it wrote is removed and nothing is replaced.
+pub fn all_or_nothing<T, E: From<Error>>(
+    work: impl FnOnce() -> std::result::Result<T, E>,
+) -> std::result::Result<T, E> {
+    let outer = BATCH.with(|b| b.borrow_mut().replace(Vec::new()));
+    let outcome = work();
+    let pending = BATCH
+        .with(|b| std::mem::replace(&mut *b.borrow_mut(), outer))
+        .unwrap_or_default();
+    let mut pending = pending.into_iter();
+    let outcome = outcome.and_then(|v| {
+        for p in pending.by_ref() {
+            match p {
+                Pending::Rename { tmp, dest } => {
+                    std::fs::rename(&tmp, &dest).map_err(|source| {
+                        let _ = std::fs::remove_file(&tmp);
+                        Error::Write { path: dest, source }
+                    })?;
+                }
+                Pending::Remove(path) => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(Error::Write { path, source: e }.into());
+                    }
+                    _ => {}
+                },
+            }
+        }
+        Ok(v)
+    });
+    // What was not committed (an error before or during the commit) is undone.
+    for p in pending {
+        if let Pending::Rename { tmp, .. } = p {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+    outcome
+}
+
+/// Removes `path` (an output of an earlier run that this run does not write),
+/// at the commit of the open [`all_or_nothing`] batch, or now if there is none.
+pub fn remove_stale(path: &Path) -> Result<()> {
+    let queued = BATCH.with(|b| match b.borrow_mut().as_mut() {
+        Some(v) => {
+            v.push(Pending::Remove(path.to_path_buf()));
+            true
+        }
+        None => false,
+    });
+    match queued {
+        true => Ok(()),
+        false => match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {
+                path: path.to_path_buf(),
+                source: e,
+            }),
+            _ => Ok(()),
+        },
+    }
+}
 
 /// Calls `write` with a temporary path in the same folder as `dest` (same
 /// file-system, so the rename is atomic), then renames it to `dest`. The
@@ -31,7 +111,24 @@ where
         dest
     };
     let tmp = temp_path(dest);
-    let outcome = write(&tmp).and_then(|()| {
+    let written = write(&tmp);
+    if written.is_ok() {
+        // Inside all_or_nothing the rename waits for the batch's commit.
+        let queued = BATCH.with(|b| match b.borrow_mut().as_mut() {
+            Some(v) => {
+                v.push(Pending::Rename {
+                    tmp: tmp.clone(),
+                    dest: dest.to_path_buf(),
+                });
+                true
+            }
+            None => false,
+        });
+        if queued {
+            return Ok(());
+        }
+    }
+    let outcome = written.and_then(|()| {
         std::fs::rename(&tmp, dest).map_err(|source| Error::Write {
             path: dest.to_path_buf(),
             source,
@@ -56,7 +153,11 @@ fn temp_path(dest: &Path) -> PathBuf {
     };
     // No dot between stem and marker: writers that re-derive the extension
     // (nifti's does) must see exactly `ext`.
-    let tmp_name = format!(".{stem}-tmp{}{ext}", std::process::id());
+    // The counter keeps two temporaries of one destination (written twice in
+    // one batch) apart.
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let tmp_name = format!(".{stem}-tmp{}-{n}{ext}", std::process::id());
     dest.with_file_name(tmp_name)
 }
 
@@ -117,6 +218,51 @@ mod tests {
         .unwrap();
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "new");
+    }
+
+    #[test]
+    fn a_batch_replaces_all_its_files_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, old) = (
+            dir.path().join("a.csv"),
+            dir.path().join("b.csv"),
+            dir.path().join("old.csv"),
+        );
+        for p in [&a, &b, &old] {
+            std::fs::write(p, "before").unwrap();
+        }
+        let put = |p: &Path, text: &'static str| {
+            write_atomically(p, |tmp| {
+                std::fs::write(tmp, text).map_err(|source| Error::Write {
+                    path: tmp.to_path_buf(),
+                    source,
+                })
+            })
+        };
+        // The second file fails: the first is not replaced, the stale one not removed.
+        let r = all_or_nothing(|| {
+            put(&a, "new")?;
+            remove_stale(&old)?;
+            assert_eq!(std::fs::read_to_string(&a).unwrap(), "before", "not before the commit");
+            Err::<(), _>(Error::Config("boom".into()))
+        });
+        assert!(r.is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "no temporaries left");
+        for p in [&a, &b, &old] {
+            assert_eq!(std::fs::read_to_string(p).unwrap(), "before");
+        }
+        // All succeed: all replaced, the stale one gone; one destination written twice is fine.
+        all_or_nothing(|| {
+            put(&a, "new")?;
+            put(&b, "first")?;
+            put(&b, "second")?;
+            remove_stale(&old)
+        })
+        .unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "second");
+        assert!(!old.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod gz;
 mod nifti_file;
 mod sparse_mask;
 
-pub use atomic::write_atomically;
+pub use atomic::{all_or_nothing, remove_stale, write_atomically};
 pub use geometry::Geometry;
 pub use nifti_file::{
     Header, read_f32, read_f32_channel, read_f32_volumes, read_labels, read_mask, volumes_in, write_f32, write_labels,

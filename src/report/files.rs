@@ -484,8 +484,28 @@ pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv:
     for (name, make) in &files {
         write_text(&dir.join(name), &make())?;
     }
+    // A report folder reused by another kind of run (compare, then merge
+    // without lesions; --prob, then masks only) must not keep the earlier
+    // run's tables beside this one's.
+    for name in OUTPUT_NAMES {
+        if !files.iter().any(|(n, _)| *n == name) && dir.join(name).is_file() {
+            crate::io::remove_stale(&dir.join(name))?;
+        }
+    }
     Ok(())
 }
+
+/// Every table `--out` can hold.
+const OUTPUT_NAMES: [&str; 8] = [
+    "cases.csv",
+    "lesions.csv",
+    "summary.csv",
+    "detection.csv",
+    "froc.csv",
+    "thresholds.csv",
+    "candidates.csv",
+    "results.json",
+];
 
 /// A float cell: empty for NaN/∞ (undefined), as JSON's null.
 fn num(v: f64) -> String {
