@@ -643,7 +643,20 @@ fn outputs_are_written_all_or_none_and_stale_tables_go() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("does not exist"));
     assert!(!d.path().join("a").exists());
 
-    std::fs::create_dir_all(d.path().join("plots/counts.svg")).unwrap();
+    // A --json inside the --out folder that the run creates is fine.
+    let r = score(&[
+        "--pred",
+        "examples/data/dice_loss",
+        "--out",
+        &p("j"),
+        "--json",
+        &p("j/copy.json"),
+    ]);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(d.path().join("j/copy.json").is_file());
+
+    // A figure written late in the run is blocked by a folder: no figure, no table.
+    std::fs::create_dir_all(d.path().join("plots/lesion_counts.svg")).unwrap();
     let r = score(&[
         "--pred",
         "examples/data/dice_loss",
@@ -653,6 +666,7 @@ fn outputs_are_written_all_or_none_and_stale_tables_go() {
         &p("plots"),
     ]);
     assert_eq!(r.status.code(), Some(2));
+    assert!(!d.path().join("plots/counts.svg").exists());
     let left: Vec<String> = match std::fs::read_dir(d.path().join("b")) {
         Ok(it) => it
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -677,4 +691,11 @@ fn outputs_are_written_all_or_none_and_stale_tables_go() {
         assert!(!d.path().join("c").join(gone).exists(), "{gone}");
     }
     assert!(d.path().join("c/cases.csv").is_file());
+    // A folder that holds no report keeps its own files of those names.
+    let own = d.path().join("own");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join("thresholds.csv"), "mine").unwrap();
+    let r = score(&["--pred", "examples/data/dice_loss", "--out", &p("own")]);
+    assert!(r.status.success());
+    assert_eq!(std::fs::read_to_string(own.join("thresholds.csv")).unwrap(), "mine");
 }

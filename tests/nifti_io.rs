@@ -169,6 +169,11 @@ fn scaling_is_applied_before_thresholding() {
     r.write(&p);
     assert_eq!(io::read_mask(&p).unwrap().data, vec![1, 0, 1, 1]);
     assert_eq!(io::read_f32(&p).unwrap().data, vec![-2.0, 0.0, 2.0, 4.0]);
+    // A mask stored as 0/255 with slope 1/255: float32 makes that 1.0000000591, still a mask.
+    let mut r255 = typed(2, 8, vec![0, 255, 255, 0]);
+    r255.scl_slope = 1.0 / 255.0;
+    r255.write(&p);
+    assert_eq!(io::read_mask(&p).unwrap().data, vec![0, 1, 1, 0]);
     // slope 0 means "no scaling" (NIfTI-1).
     r.scl_slope = 0.0;
     r.write(&p);

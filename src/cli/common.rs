@@ -127,8 +127,11 @@ impl EvalArgs {
                     p.display()
                 );
             }
+            // --out and --plots are created by the run: a --json inside them is fine.
+            let made = |d: &Path| [&self.out, &self.plots].iter().any(|o| o.as_deref() == Some(d));
             if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty())
                 && !parent.is_dir()
+                && !made(parent)
             {
                 anyhow::bail!("--json {}: the folder {} does not exist", p.display(), parent.display());
             }

@@ -282,17 +282,17 @@ pub fn sliding_window(
 
     if cfg.nnunet_steps {
         // nnU-Net's count of steps has no bound of its own: near overlap 1 it
-        // asks for more windows than there are starts (repeats), or billions.
-        for a in 0..3 {
-            let positions = padded[a] - patch[a] + 1;
-            let steps = ((padded[a] - patch[a]) as f64 / ((1.0 - cfg.overlap) * patch[a] as f64)).ceil() + 1.0;
-            if positions > 1 && steps > positions as f64 {
-                return Err(Error::Config(format!(
-                    "--overlap {} with --nnunet-steps places {steps} windows along axis {a}, which has only \
-                     {positions} window positions (image {} voxels, patch {}); lower --overlap",
-                    cfg.overlap, padded[a], patch[a]
-                )));
-            }
+        // asks for billions of windows (repeats of the same few starts). Up
+        // to a million are run as nnU-Net runs them, repeats included.
+        let steps: f64 = (0..3)
+            .map(|a| ((padded[a] - patch[a]) as f64 / ((1.0 - cfg.overlap) * patch[a] as f64)).ceil() + 1.0)
+            .product();
+        if steps > MAX_WINDOWS as f64 {
+            return Err(Error::Config(format!(
+                "--overlap {} with --nnunet-steps places {steps:.0} windows on an image of {padded:?} \
+                 (patch {patch:?}), more than {MAX_WINDOWS}; lower --overlap",
+                cfg.overlap
+            )));
         }
     }
     let st: Vec<Vec<usize>> = (0..3)
@@ -373,8 +373,9 @@ pub fn sliding_window(
             // fit, which must be an error naming the model, not an abort.
             acc = zeroed(oc, plane).ok_or_else(|| {
                 bad(format!(
-                    "its {oc} output channels need {oc} × {plane} voxels of blending memory, \
-                     more than can be allocated; use a smaller image or a model with fewer outputs"
+                    "its {oc} output channels need {oc} × {plane} values ({} GiB) of blending memory, \
+                     which cannot be allocated; use a smaller image or a model with fewer outputs",
+                    (oc as f64 * plane as f64 * 4.0 / f64::from(1u32 << 30)).ceil()
                 ))
             })?;
         }
@@ -439,10 +440,13 @@ pub fn sliding_window(
     })
 }
 
-/// `count` × `len` zeros, or None when that is over 2³¹ values or the
-/// allocator refuses it (rather than aborting the process).
+/// Most windows one image may take (nnU-Net placement near overlap 1).
+const MAX_WINDOWS: usize = 1 << 20;
+
+/// `count` × `len` zeros, or None when that is over 2³⁶ values (256 GiB) or
+/// the allocator refuses it (rather than aborting the process).
 fn zeroed(count: usize, len: usize) -> Option<Vec<f32>> {
-    let n = count.checked_mul(len).filter(|&n| n <= 1 << 31)?;
+    let n = count.checked_mul(len).filter(|&n| n <= 1 << 36)?;
     let mut v = Vec::new();
     v.try_reserve_exact(n).ok()?;
     v.resize(n, 0.0);

@@ -25,14 +25,28 @@ thread_local! {
 /// Runs `work`, holding back the renames of every [`write_atomically`] (and
 /// the removals of [`remove_stale`]) it makes on this thread until it returns
 /// Ok; on an error, every file it wrote is removed and nothing is replaced.
+///
+/// Inside another batch, `work`'s files join that batch: they are committed
+/// (or undone) with it.
 pub fn all_or_nothing<T, E: From<Error>>(
     work: impl FnOnce() -> std::result::Result<T, E>,
 ) -> std::result::Result<T, E> {
-    let outer = BATCH.with(|b| b.borrow_mut().replace(Vec::new()));
+    if BATCH.with(|b| b.borrow().is_some()) {
+        return work();
+    }
+    BATCH.with(|b| *b.borrow_mut() = Some(Vec::new()));
     let outcome = work();
-    let pending = BATCH
-        .with(|b| std::mem::replace(&mut *b.borrow_mut(), outer))
-        .unwrap_or_default();
+    let pending = BATCH.with(|b| b.borrow_mut().take()).unwrap_or_default();
+    // A destination taken by a folder would fail its rename half-way through
+    // the commit: found before the first rename instead.
+    let blocked = pending.iter().find_map(|p| match p {
+        Pending::Rename { dest, .. } if dest.is_dir() => Some(dest.clone()),
+        _ => None,
+    });
+    let outcome = outcome.and_then(|v| match blocked {
+        Some(dest) => Err(Error::input(dest, "is a folder, not a file that can be written").into()),
+        None => Ok(v),
+    });
     let mut pending = pending.into_iter();
     let outcome = outcome.and_then(|v| {
         for p in pending.by_ref() {
@@ -263,6 +277,17 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&b).unwrap(), "second");
         assert!(!old.exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+        // A nested batch joins the outer one, and a destination that is a folder
+        // is found before any rename: nothing is replaced.
+        let blocked = dir.path().join("c.csv");
+        std::fs::create_dir(&blocked).unwrap();
+        let r = all_or_nothing(|| {
+            all_or_nothing(|| put(&a, "newer"))?;
+            put(&blocked, "x")
+        });
+        assert!(r.unwrap_err().to_string().contains("is a folder"));
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 3, "no temporaries left");
     }
 
     #[test]

@@ -125,7 +125,7 @@ fn dtype_name(code: i16) -> &'static str {
 pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
     let raw = read_raw(path, Pick::Only)?;
     let whole = |v: f64| {
-        if v.fract() == 0.0 {
+        if whole_number(v) {
             Ok(u8::from(v != 0.0))
         } else {
             Err(())
@@ -146,6 +146,13 @@ pub fn read_mask(path: &Path) -> Result<Volume<u8>> {
         geometry: raw.geometry,
         header: Header(raw.header),
     })
+}
+
+/// A finite whole number, give or take float32 scaling noise (a stored 255
+/// with `scl_slope` 1/255 in float32 is 1.0000000591): a probability map has
+/// values far from whole numbers, which is what a mask must not hold.
+fn whole_number(v: f64) -> bool {
+    v.is_finite() && (v - v.round()).abs() <= 1e-6 * v.abs().max(1.0)
 }
 
 /// Reads a label map: every voxel must hold a whole number in 0..=u32::MAX.
@@ -831,10 +838,17 @@ fn plain_mask(raw: &Raw) -> Option<Vec<u8>> {
     }
     let n = raw.geometry.len();
     let bytes = |at: Range<usize>, s: usize| &raw.bytes[at.start * s..at.end * s];
-    // Non-finite and fractional values take the checked path, which names them.
+    // Non-finite and fractional values take the checked path, which names
+    // them. Masks hold 0 and 1 almost always: that plain compare goes first
+    // (it vectorises), the whole-number test only if some voxel fails it.
     let whole = match raw.dtype {
-        DType::F32 => values!(raw, f32, |v: f32| v.is_finite() && v.fract() == 0.0).all(|f| f),
-        DType::F64 => values!(raw, f64, |v: f64| v.is_finite() && v.fract() == 0.0).all(|f| f),
+        DType::F32 => {
+            values!(raw, f32, |v: f32| v == 0.0 || v == 1.0).all(|f| f)
+                || values!(raw, f32, |v: f32| whole_number(f64::from(v))).all(|f| f)
+        }
+        DType::F64 => {
+            values!(raw, f64, |v: f64| v == 0.0 || v == 1.0).all(|f| f) || values!(raw, f64, whole_number).all(|f| f)
+        }
         _ => true,
     };
     if !whole {

@@ -481,14 +481,16 @@ pub fn write_tables(dir: &Path, models: &[ModelResult], json: &str, lesions_csv:
         path: dir.to_path_buf(),
         source,
     })?;
+    // A report folder reused by another kind of run (compare, then merge
+    // without lesions; --prob, then masks only) must not keep the earlier
+    // run's tables beside this one's. Only a folder that holds a report
+    // (results.json) is tidied: other files of these names are the user's.
+    let was_report = dir.join("results.json").is_file();
     for (name, make) in &files {
         write_text(&dir.join(name), &make())?;
     }
-    // A report folder reused by another kind of run (compare, then merge
-    // without lesions; --prob, then masks only) must not keep the earlier
-    // run's tables beside this one's.
     for name in OUTPUT_NAMES {
-        if !files.iter().any(|(n, _)| *n == name) && dir.join(name).is_file() {
+        if was_report && !files.iter().any(|(n, _)| *n == name) && dir.join(name).is_file() {
             crate::io::remove_stale(&dir.join(name))?;
         }
     }
