@@ -824,7 +824,7 @@ fn decode<T>(
 /// The mask of an unscaled volume in one plain compare per voxel, which the
 /// compiler vectorises: `decode`'s per-voxel error plumbing made reading a
 /// 512³ mask several times slower than decompressing it. `None` when the data
-/// are scaled, or floats with a NaN or infinity (then `decode` finds the first
+/// are scaled, or floats with a NaN, infinity or fraction (then `decode` finds the first
 /// one for the error message).
 fn plain_mask(raw: &Raw) -> Option<Vec<u8>> {
     if raw.scale.is_some() {
@@ -838,26 +838,14 @@ fn plain_mask(raw: &Raw) -> Option<Vec<u8>> {
     }
     let n = raw.geometry.len();
     let bytes = |at: Range<usize>, s: usize| &raw.bytes[at.start * s..at.end * s];
-    // Non-finite and fractional values take the checked path, which names
-    // them. Masks hold 0 and 1 almost always: that plain compare goes first
-    // (it vectorises), the whole-number test only if some voxel fails it.
-    let whole = match raw.dtype {
-        DType::F32 => {
-            values!(raw, f32, |v: f32| v == 0.0 || v == 1.0).all(|f| f)
-                || values!(raw, f32, |v: f32| whole_number(f64::from(v))).all(|f| f)
-        }
-        DType::F64 => {
-            values!(raw, f64, |v: f64| v == 0.0 || v == 1.0).all(|f| f) || values!(raw, f64, whole_number).all(|f| f)
-        }
-        _ => true,
-    };
-    if !whole {
-        return None;
-    }
     // Written page by page, leaving the pages of all-zero bytes untouched
     // (io::sparse_mask); -0.0 is background too but simply gets written.
+    // Float values other than 0 and 1 are noted on the way (masks almost
+    // never hold any); then every value must be a whole number, or the
+    // checked path names the first that is not (NaN, ∞, a probability).
     let size = raw.dtype.size();
-    Some(sparse_mask(
+    let mut other = false;
+    let mask = sparse_mask(
         n,
         |at| all_zero(bytes(at, size)),
         |at, out| match raw.dtype {
@@ -870,17 +858,26 @@ fn plain_mask(raw: &Raw) -> Option<Vec<u8>> {
             DType::U32 | DType::I32 => nonzero::<4>(bytes(at, 4), out),
             DType::U64 | DType::I64 => nonzero::<8>(bytes(at, 8), out),
             DType::F32 => {
-                for (o, v) in out.iter_mut().zip(values!(raw, f32, at, |v: f32| v != 0.0)) {
-                    *o = u8::from(v);
+                for (o, v) in out.iter_mut().zip(values!(raw, f32, at, |v: f32| v)) {
+                    *o = u8::from(v != 0.0);
+                    other |= v != 0.0 && v != 1.0;
                 }
             }
             DType::F64 => {
-                for (o, v) in out.iter_mut().zip(values!(raw, f64, at, |v: f64| v != 0.0)) {
-                    *o = u8::from(v);
+                for (o, v) in out.iter_mut().zip(values!(raw, f64, at, |v: f64| v)) {
+                    *o = u8::from(v != 0.0);
+                    other |= v != 0.0 && v != 1.0;
                 }
             }
         },
-    ))
+    );
+    let whole = !other
+        || match raw.dtype {
+            DType::F32 => values!(raw, f32, |v: f32| whole_number(f64::from(v))).all(|f| f),
+            DType::F64 => values!(raw, f64, whole_number).all(|f| f),
+            _ => true,
+        };
+    whole.then_some(mask)
 }
 
 /// Decodes every value as f64 (with scaling) and maps it.
