@@ -1058,74 +1058,83 @@ fn readers(m: &Model) -> HashMap<String, usize> {
     r
 }
 
-/// BatchNorm folding and activation fusion (see the module docs).
+/// BatchNorm folding and activation fusion (see the module docs), in one
+/// pass: a node whose single input is read by it alone and made by a node
+/// it can fold into is folded there, and that node then makes its output
+/// (so a chain Conv → BatchNorm → Relu ends as one Conv). Linear in the
+/// node count (a restart after every fold made a crafted 12 000-node file
+/// take 17 s to load).
 fn fuse(m: &mut Model) {
-    loop {
-        let r = readers(m);
-        let mut changed = false;
-        for i in 1..m.nodes.len() {
-            let (head, tail) = m.nodes.split_at_mut(i);
-            let next = &tail[0];
-            let Some(j) = head.iter().rposition(|p| p.output == next.inputs[0]) else {
-                continue;
-            };
-            if next.inputs.len() != 1 || r.get(&head[j].output).copied() != Some(1) {
-                continue;
-            }
-            let prev = &mut head[j];
-            let done = match (&mut prev.op, &next.op) {
-                (
-                    Op::Conv(c),
-                    Op::Affine {
-                        scale,
-                        shift,
-                        act: Act::None,
-                    },
-                ) if c.act == Act::None && scale.len() == c.c_out => {
-                    let k = c.weight.len() / c.c_out;
-                    for (o, block) in c.weight.chunks_mut(k).enumerate() {
-                        block.iter_mut().for_each(|w| *w *= scale[o]);
-                        c.bias[o] = c.bias[o] * scale[o] + shift[o];
-                    }
-                    true
-                }
-                (
-                    Op::ConvTranspose(c),
-                    Op::Affine {
-                        scale,
-                        shift,
-                        act: Act::None,
-                    },
-                ) if c.act == Act::None && scale.len() == c.c_out => {
-                    // Weights are [c_in, c_out, k…]: block i belongs to output channel i % c_out.
-                    let k = c.weight.len() / (c.c_out * c.c_in);
-                    for (i, block) in c.weight.chunks_mut(k).enumerate() {
-                        block.iter_mut().for_each(|w| *w *= scale[i % c.c_out]);
-                    }
-                    for ((b, s), t) in c.bias.iter_mut().zip(scale).zip(shift) {
-                        *b = *b * s + t;
-                    }
-                    true
-                }
-                (op, Op::Act(a)) => match op.act_mut() {
-                    Some(act) if *act == Act::None => {
-                        *act = *a;
-                        true
-                    }
-                    _ => false,
-                },
-                _ => false,
-            };
-            if done {
-                let next = m.nodes.remove(i);
-                m.nodes[j].output = next.output;
-                changed = true;
-                break;
-            }
+    let r = readers(m);
+    let mut nodes: Vec<Option<Node>> = std::mem::take(&mut m.nodes).into_iter().map(Some).collect();
+    // The node (index) that makes each value, as folded so far.
+    let mut producer: HashMap<String, usize> = HashMap::new();
+    for i in 0..nodes.len() {
+        let Some(next) = nodes[i].take() else { continue };
+        let target = match next.inputs.as_slice() {
+            [x] if r.get(x).copied() == Some(1) => producer.get(x).copied(),
+            _ => None,
+        };
+        if let Some(j) = target
+            && let Some(prev) = nodes[j].as_mut()
+            && fold(&mut prev.op, &next.op)
+        {
+            producer.remove(&prev.output);
+            prev.output = next.output;
+            producer.insert(prev.output.clone(), j);
+            continue;
         }
-        if !changed {
-            return;
+        producer.insert(next.output.clone(), i);
+        nodes[i] = Some(next);
+    }
+    m.nodes = nodes.into_iter().flatten().collect();
+}
+
+/// Folds `next` into `prev` when it can (BatchNorm into a Conv, an
+/// activation into an op without one); false leaves both as they are.
+fn fold(prev: &mut Op, next: &Op) -> bool {
+    match (prev, next) {
+        (
+            Op::Conv(c),
+            Op::Affine {
+                scale,
+                shift,
+                act: Act::None,
+            },
+        ) if c.act == Act::None && scale.len() == c.c_out => {
+            let k = c.weight.len() / c.c_out;
+            for (o, block) in c.weight.chunks_mut(k).enumerate() {
+                block.iter_mut().for_each(|w| *w *= scale[o]);
+                c.bias[o] = c.bias[o] * scale[o] + shift[o];
+            }
+            true
         }
+        (
+            Op::ConvTranspose(c),
+            Op::Affine {
+                scale,
+                shift,
+                act: Act::None,
+            },
+        ) if c.act == Act::None && scale.len() == c.c_out => {
+            // Weights are [c_in, c_out, k…]: block i belongs to output channel i % c_out.
+            let k = c.weight.len() / (c.c_out * c.c_in);
+            for (i, block) in c.weight.chunks_mut(k).enumerate() {
+                block.iter_mut().for_each(|w| *w *= scale[i % c.c_out]);
+            }
+            for ((b, s), t) in c.bias.iter_mut().zip(scale).zip(shift) {
+                *b = *b * s + t;
+            }
+            true
+        }
+        (op, Op::Act(a)) => match op.act_mut() {
+            Some(act) if *act == Act::None => {
+                *act = *a;
+                true
+            }
+            _ => false,
+        },
+        _ => false,
     }
 }
 
@@ -1172,4 +1181,72 @@ fn ends_in_activation(m: &Model) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, input: &str, op: Op) -> Node {
+        Node {
+            name: name.into(),
+            op_type: name.into(),
+            inputs: vec![input.into()],
+            output: format!("{name}_out"),
+            op,
+        }
+    }
+
+    /// Chains of Conv → BatchNorm → Relu fold into one Conv each, in one pass;
+    /// a value read twice is not folded away.
+    #[test]
+    fn chains_fold_into_their_conv() {
+        let conv = || {
+            Op::Conv(Box::new(ConvSpec {
+                weight: vec![2.0],
+                bias: vec![1.0],
+                c_in: 1,
+                c_out: 1,
+                kernel: [1; 3],
+                strides: [1; 3],
+                dilations: [1; 3],
+                pads: Pads::Explicit {
+                    begin: [0; 3],
+                    end: [0; 3],
+                },
+                rank: 3,
+                act: Act::None,
+            }))
+        };
+        let bn = || Op::Affine {
+            scale: vec![3.0],
+            shift: vec![0.5],
+            act: Act::None,
+        };
+        let mut nodes = Vec::new();
+        let mut input = "x".to_string();
+        for k in 0..3 {
+            nodes.push(node(&format!("c{k}"), &input, conv()));
+            nodes.push(node(&format!("b{k}"), &format!("c{k}_out"), bn()));
+            nodes.push(node(&format!("r{k}"), &format!("b{k}_out"), Op::Act(Act::Relu)));
+            input = format!("r{k}_out");
+        }
+        // The last Relu's input is also the model's output: it stays a node of its own.
+        let mut m = Model {
+            inputs: vec![],
+            output: "b2_out".into(),
+            nodes,
+            ends_in_activation: false,
+            opset: 13,
+        };
+        fuse(&mut m);
+        let names: Vec<&str> = m.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["c0", "c1", "c2", "r2"]);
+        assert_eq!(m.nodes[1].inputs, ["r0_out"]);
+        assert_eq!(m.nodes[2].output, "b2_out");
+        let Op::Conv(c) = &m.nodes[0].op else { panic!() };
+        assert_eq!((c.weight[0], c.bias[0], c.act), (6.0, 3.5, Act::Relu));
+        let Op::Conv(c) = &m.nodes[2].op else { panic!() };
+        assert_eq!(c.act, Act::None);
+    }
 }
