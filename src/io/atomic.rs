@@ -57,12 +57,7 @@ pub fn all_or_nothing<T, E: From<Error>>(
                         Error::Write { path: dest, source }
                     })?;
                 }
-                Pending::Remove(path) => match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(Error::Write { path, source: e }.into());
-                    }
-                    _ => {}
-                },
+                Pending::Remove(path) => remove(&path)?,
             }
         }
         Ok(v)
@@ -79,22 +74,31 @@ pub fn all_or_nothing<T, E: From<Error>>(
 /// Removes `path` (an output of an earlier run that this run does not write),
 /// at the commit of the open [`all_or_nothing`] batch, or now if there is none.
 pub fn remove_stale(path: &Path) -> Result<()> {
-    let queued = BATCH.with(|b| match b.borrow_mut().as_mut() {
+    match queue(Pending::Remove(path.to_path_buf())) {
+        None => Ok(()),
+        Some(_) => remove(path),
+    }
+}
+
+/// Hands `p` to this thread's open batch; gives it back when there is none.
+fn queue(p: Pending) -> Option<Pending> {
+    BATCH.with(|b| match b.borrow_mut().as_mut() {
         Some(v) => {
-            v.push(Pending::Remove(path.to_path_buf()));
-            true
+            v.push(p);
+            None
         }
-        None => false,
-    });
-    match queued {
-        true => Ok(()),
-        false => match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {
-                path: path.to_path_buf(),
-                source: e,
-            }),
-            _ => Ok(()),
-        },
+        None => Some(p),
+    })
+}
+
+/// Removes a file; one that is already gone is fine.
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Write {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -126,21 +130,15 @@ where
     };
     let tmp = temp_path(dest);
     let written = write(&tmp);
-    if written.is_ok() {
-        // Inside all_or_nothing the rename waits for the batch's commit.
-        let queued = BATCH.with(|b| match b.borrow_mut().as_mut() {
-            Some(v) => {
-                v.push(Pending::Rename {
-                    tmp: tmp.clone(),
-                    dest: dest.to_path_buf(),
-                });
-                true
-            }
-            None => false,
-        });
-        if queued {
-            return Ok(());
-        }
+    // Inside all_or_nothing the rename waits for the batch's commit.
+    if written.is_ok()
+        && queue(Pending::Rename {
+            tmp: tmp.clone(),
+            dest: dest.to_path_buf(),
+        })
+        .is_none()
+    {
+        return Ok(());
     }
     let outcome = written.and_then(|()| {
         std::fs::rename(&tmp, dest).map_err(|source| Error::Write {
