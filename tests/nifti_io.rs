@@ -311,6 +311,42 @@ fn misnamed_cut_and_unscalable_files_are_named() {
     assert!(e.contains("scl_inter is NaN"), "{e}");
 }
 
+/// pixdim 0 beside a valid sform (some converters write that; nibabel reads it): the voxel
+/// size is the length of the sform's columns. Without an sform it stays an error.
+#[test]
+fn zero_pixdim_takes_the_sform_voxel_size() {
+    let (data, mut bytes) = sample();
+    for a in 1..4 {
+        bytes[76 + 4 * a..80 + 4 * a].copy_from_slice(&0f32.to_le_bytes()); // pixdim[1..3]
+    }
+    let e = read_error("nopixdim.nii", &bytes);
+    assert!(e.contains("invalid voxel spacing"), "{e}");
+    bytes[254..256].copy_from_slice(&1i16.to_le_bytes()); // sform_code
+    // Rows (0, 0.5, 0, 1), (0.7, 0, 0, 2), (0, 0, 2, 3): axes swapped, sizes 0.7, 0.5, 2.
+    for (row, vals) in [[0.0f32, 0.5, 0.0, 1.0], [0.7, 0.0, 0.0, 2.0], [0.0, 0.0, 2.0, 3.0]]
+        .iter()
+        .enumerate()
+    {
+        for (k, v) in vals.iter().enumerate() {
+            let at = 280 + 16 * row + 4 * k;
+            bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("sform.nii");
+    std::fs::write(&p, &bytes).unwrap();
+    let m = io::read_mask(&p).unwrap();
+    assert_eq!(m.data, data);
+    let want = [0.7, 0.5, 2.0];
+    for a in 0..3 {
+        assert!(
+            (m.geometry.spacing[a] - want[a]).abs() < 1e-6,
+            "{:?}",
+            m.geometry.spacing
+        );
+    }
+}
+
 #[test]
 fn multi_member_gzip_is_read_whole() {
     // Blocked gzip (bgzip, pigz -i) is several gzip members back to back.

@@ -13,6 +13,8 @@
 //!   `qform_code > 0`, else diag(pixdim) with the origin at voxel 0 (NIfTI-1's
 //!   "method 1"; nibabel's `get_best_affine` takes sform, then qform too, but
 //!   for neither it centres the origin and flips x, as ANALYZE did).
+//! - The voxel size is pixdim[1..3]; where that is 0 or not finite beside a
+//!   valid sform, the lengths of the sform's columns (nibabel reads such files).
 //! - A file may hold several 3-D volumes one after another (dim[4..7], one
 //!   axis above 1: frames, MONAI's channels, ITK's vector components); one is
 //!   read ([`read_f32_channel`]), and where one is expected the rest must be 1.
@@ -538,12 +540,22 @@ fn read_raw(path: &Path, pick: Pick) -> Result<Raw> {
         }
     };
 
-    let geometry = Geometry {
+    let mut geometry = Geometry {
         shape: layout.shape,
         spacing: [1, 2, 3].map(|a| f64::from(header.pixdim[a]).abs()),
         affine: affine_of(&header),
     };
-    if geometry.spacing.iter().any(|s| !s.is_finite() || *s == 0.0) {
+    let usable = |s: &[f64; 3]| s.iter().all(|s| s.is_finite() && *s > 0.0);
+    if !usable(&geometry.spacing) && header.sform_code > 0 {
+        // Some converters leave pixdim 0 beside a valid sform (nibabel reads
+        // such files): the voxel size is then the length of its columns.
+        let a = &geometry.affine;
+        let columns = [0, 1, 2].map(|c| (0..3).map(|r| a[r][c] * a[r][c]).sum::<f64>().sqrt());
+        if usable(&columns) {
+            geometry.spacing = columns;
+        }
+    }
+    if !usable(&geometry.spacing) {
         return Err(Error::input(
             path,
             format!("invalid voxel spacing {:?}", geometry.spacing),
