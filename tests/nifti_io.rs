@@ -338,12 +338,8 @@ fn zero_pixdim_takes_the_sform_voxel_size() {
     let m = io::read_mask(&p).unwrap();
     assert_eq!(m.data, data);
     let want = [0.7, 0.5, 2.0];
-    for a in 0..3 {
-        assert!(
-            (m.geometry.spacing[a] - want[a]).abs() < 1e-6,
-            "{:?}",
-            m.geometry.spacing
-        );
+    for (got, want) in m.geometry.spacing.iter().zip(want) {
+        assert!((got - want).abs() < 1e-6, "{:?}", m.geometry.spacing);
     }
 }
 
