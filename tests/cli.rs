@@ -667,6 +667,17 @@ fn outputs_are_written_all_or_none_and_stale_tables_go() {
     ]);
     assert_eq!(r.status.code(), Some(2));
     assert!(!d.path().join("plots/counts.svg").exists());
+    // … and with --json - nothing is printed either.
+    let r = score(&[
+        "--pred",
+        "examples/data/dice_loss",
+        "--json",
+        "-",
+        "--plots",
+        &p("plots"),
+    ]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(r.stdout.is_empty(), "{}", String::from_utf8_lossy(&r.stdout));
     let left: Vec<String> = match std::fs::read_dir(d.path().join("b")) {
         Ok(it) => it
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -252,6 +252,10 @@ impl EvalArgs {
         Timings::time(&timings.write, || -> Result<()> {
             lesioneval::io::all_or_nothing(|| self.write_all(models, json))
         })?;
+        // Printed once the files are in place: a failed run prints no results.
+        if self.json.as_deref() == Some("-") {
+            say(json)?;
+        }
         if self.timings {
             eprintln!("{}", timings.line());
         }
@@ -262,10 +266,8 @@ impl EvalArgs {
         if let Some(dir) = &self.out {
             report::write_outputs(dir, models, json)?;
         }
-        match self.json.as_deref() {
-            Some("-") => say(json)?,
-            Some(p) => report::write_text(Path::new(p), json)?,
-            None => {}
+        if let Some(p) = self.json.as_deref().filter(|p| *p != "-") {
+            report::write_text(Path::new(p), json)?;
         }
         if let Some(dir) = &self.plots {
             // Drawn from the JSON just written, so they equal `lesioneval plot` on it.
