@@ -4,7 +4,7 @@
 mod common;
 
 use common::{gpu_available, max_abs_diff, one_node_model, random_mask};
-use lesioneval::infer::model::{Act, ConvSpec, Op, Pads};
+use lesioneval::infer::model::{Act, Op};
 use lesioneval::infer::{Backend, Model, Session, Tensor};
 use lesioneval::label::{Connectivity, GpuOptions, label_cpu, label_gpu_with};
 
@@ -195,23 +195,9 @@ fn inference_kernels_within_software_loop_limits() {
     gpu_matches_cpu(one_node_model(norm, 1), &x).unwrap();
 
     for cin in [800, 1024] {
-        let conv = ConvSpec {
-            weight: values(8 * cin * 27, 3, 0.05),
-            bias: vec![0.1; 8],
-            c_in: cin,
-            c_out: 8,
-            kernel: [3; 3],
-            strides: [1; 3],
-            dilations: [1; 3],
-            pads: Pads::Explicit {
-                begin: [1; 3],
-                end: [1; 3],
-            },
-            rank: 3,
-            act: Act::None,
-        };
+        let conv = common::conv_op(values(8 * cin * 27, 3, 0.05), vec![0.1; 8], cin, 3, 1);
         let x = Tensor::new(vec![1, cin, 10, 9, 8], values(cin * 720, 7, 1.0));
-        match gpu_matches_cpu(one_node_model(Op::Conv(Box::new(conv)), cin), &x) {
+        match gpu_matches_cpu(one_node_model(conv, cin), &x) {
             Ok(()) => assert!(
                 cin == 800 || ctx.is_hardware(),
                 "{cin} channels ran on {}",

@@ -270,23 +270,7 @@ fn gpu_batch_is_chosen_from_the_binding_limit() {
 /// conv with weights (1, 2) must return ch0 + 2·ch1 exactly, window by window.
 #[test]
 fn channels_are_stacked_in_order() {
-    use lesioneval::infer::model::{Act, ConvSpec, Op, Pads};
-    let conv = ConvSpec {
-        weight: vec![1.0, 2.0],
-        bias: vec![0.0],
-        c_in: 2,
-        c_out: 1,
-        kernel: [1; 3],
-        strides: [1; 3],
-        dilations: [1; 3],
-        pads: Pads::Explicit {
-            begin: [0; 3],
-            end: [0; 3],
-        },
-        rank: 3,
-        act: Act::None,
-    };
-    let model = common::one_node_model(Op::Conv(Box::new(conv)), 2);
+    let model = common::one_node_model(common::conv_op(vec![1.0, 2.0], vec![0.0], 2, 1, 0), 2);
     let shape = [13, 9, 7];
     let n: usize = shape.iter().product();
     let a: Vec<f32> = (0..n).map(|i| (i % 17) as f32).collect();
@@ -400,25 +384,10 @@ fn runaway_windows_and_nan_outputs_are_errors() {
 
     // 2.1 M output channels over a 45×38×20 image: 7.2·10¹⁰ blended values (268 GiB),
     // refused (such an allocation used to abort the process).
-    use lesioneval::infer::model::{ConvSpec, Pads};
     let c_out = 2_100_000;
-    let conv = ConvSpec {
-        weight: vec![1.0; c_out],
-        bias: vec![0.0; c_out],
-        c_in: 1,
-        c_out,
-        kernel: [1; 3],
-        strides: [1; 3],
-        dilations: [1; 3],
-        pads: Pads::Explicit {
-            begin: [0; 3],
-            end: [0; 3],
-        },
-        rank: 3,
-        act: Act::None,
-    };
+    let conv = common::conv_op(vec![1.0; c_out], vec![0.0; c_out], 1, 1, 0);
     let wide = Path::new("wide.onnx");
-    let s = Session::from_model(wide, common::one_node_model(Op::Conv(Box::new(conv)), 1), Backend::Cpu).unwrap();
+    let s = Session::from_model(wide, common::one_node_model(conv, 1), Backend::Cpu).unwrap();
     let cfg = WindowConfig {
         patch: Some([1, 1, 1]),
         ..WindowConfig::default()

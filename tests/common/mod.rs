@@ -171,6 +171,33 @@ pub fn max_abs_diff(a: &lesioneval::infer::Tensor, b: &lesioneval::infer::Tensor
         .fold(0.0, f32::max)
 }
 
+/// A 3-D Conv of `kernel`³ voxels with stride and dilation 1, `pad` voxels on
+/// every side and no activation; `bias.len()` output channels.
+pub fn conv_op(
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    c_in: usize,
+    kernel: usize,
+    pad: usize,
+) -> lesioneval::infer::model::Op {
+    use lesioneval::infer::model::{Act, ConvSpec, Op, Pads};
+    Op::Conv(Box::new(ConvSpec {
+        weight,
+        c_out: bias.len(),
+        bias,
+        c_in,
+        kernel: [kernel; 3],
+        strides: [1; 3],
+        dilations: [1; 3],
+        pads: Pads::Explicit {
+            begin: [pad; 3],
+            end: [pad; 3],
+        },
+        rank: 3,
+        act: Act::None,
+    }))
+}
+
 /// A model of one node, `op`, reading input `x` of `channels` channels (any
 /// batch and spatial size) and writing `y`.
 pub fn one_node_model(op: lesioneval::infer::model::Op, channels: usize) -> lesioneval::infer::Model {
