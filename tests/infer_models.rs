@@ -398,3 +398,85 @@ fn runaway_windows_and_nan_outputs_are_errors() {
         .to_string();
     assert!(e.contains("wide.onnx") && e.contains("2100000 output channels"), "{e}");
 }
+
+/// Three Convs reading one initializer hold one copy of it (a crafted model
+/// that shares a large weight across many nodes cannot multiply its memory),
+/// on the CPU and on the GPU, and the result is the same as with three copies.
+#[test]
+fn nodes_that_share_an_initializer_share_one_copy() {
+    use common::onnx::{model, node, tensor, value};
+    use lesioneval::infer::model::Op;
+    let w: Vec<f32> = (0..27).map(|i| (i as f32 - 13.0) / 40.0).collect();
+    let convs = |shared: bool| {
+        let name = |k: usize| if shared { "w".to_string() } else { format!("w{k}") };
+        let nodes = (0..3)
+            .map(|k| {
+                let x = if k == 0 { "x".to_string() } else { format!("h{k}") };
+                let y = if k == 2 { "y".to_string() } else { format!("h{}", k + 1) };
+                let pads = common::onnx::attr_ints("pads", &[1; 6]);
+                node("Conv", &format!("c{k}"), &[&x, &name(k)], &y, vec![pads])
+            })
+            .collect();
+        let inits = (0..if shared { 1 } else { 3 })
+            .map(|k| tensor(&name(k), &[1, 1, 3, 3, 3], &w))
+            .collect();
+        let io = |n: &str| value(n, &[Some(1), Some(1), None, None, None]);
+        model(13, nodes, inits, vec![io("x")], vec![io("y")])
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (one, three) = (dir.path().join("shared.onnx"), dir.path().join("copies.onnx"));
+    std::fs::write(&one, convs(true)).unwrap();
+    std::fs::write(&three, convs(false)).unwrap();
+    let x = lesioneval::infer::Tensor::new(vec![1, 1, 6, 5, 4], (0..120).map(|i| (i % 7) as f32).collect());
+    for backend in backends() {
+        let s = Session::load(&one, backend).unwrap();
+        let weights: Vec<_> = s
+            .model
+            .nodes
+            .iter()
+            .map(|n| match &n.op {
+                Op::Conv(c) => c.weight.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(weights.len(), 3);
+        assert!(weights.iter().all(|w| std::sync::Arc::ptr_eq(w, &weights[0])));
+        // The three nodes and this test's clones; no copy is held anywhere else.
+        assert_eq!(std::sync::Arc::strong_count(&weights[0]), 6);
+        let copies = Session::load(&three, backend).unwrap();
+        let (a, b) = (s.run(&[&x]).unwrap(), copies.run(&[&x]).unwrap());
+        assert_eq!(a, b, "{backend:?}");
+    }
+}
+
+/// A shape that fails late in the graph is reported before anything runs:
+/// the 2^30-value Resize ahead of the failing Concat is never computed.
+#[test]
+fn a_late_shape_error_is_found_before_the_model_runs() {
+    use common::onnx::{model, node, tensor_i64, value};
+    let nodes = vec![
+        node("Resize", "big", &["x", "", "", "sizes"], "r", vec![]),
+        node(
+            "Concat",
+            "join",
+            &["r", "x"],
+            "y",
+            vec![common::onnx::attr_int("axis", 1)],
+        ),
+    ];
+    let inits = vec![tensor_i64("sizes", &[1, 1, 1024, 1024, 1024])];
+    let io = |n: &str| value(n, &[Some(1), Some(1), None, None, None]);
+    let bytes = model(13, nodes, inits, vec![io("x")], vec![io("y")]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("late.onnx");
+    std::fs::write(&path, bytes).unwrap();
+    let x = lesioneval::infer::Tensor::new(vec![1, 1, 2, 2, 2], vec![1.0; 8]);
+    for backend in backends() {
+        let s = Session::load(&path, backend).unwrap();
+        let e = s.run(&[&x]).err().unwrap().to_string();
+        assert!(
+            e.contains("late.onnx") && e.contains("node 'join' (Concat)"),
+            "{backend:?}: {e}"
+        );
+    }
+}

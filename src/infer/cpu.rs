@@ -75,11 +75,11 @@ pub fn run_op(op: &Op, ins: &[&Tensor]) -> Result<Tensor, String> {
             out
         }
         Op::Binary { kind, b } => {
-            let (bt, swapped) = match b {
-                Operand::Value(_) => (ins[1], false),
-                Operand::Const { t, swapped } => (t, *swapped),
+            let (bs, bd, swapped): (&[usize], &[f32], bool) = match b {
+                Operand::Value(_) => (&ins[1].shape, &ins[1].data, false),
+                Operand::Const { t, swapped } => (&t.shape, &t.data, *swapped),
             };
-            binary(*kind, x, bt, swapped, &out_shape)
+            binary(*kind, x, (bs, bd), swapped, &out_shape)
         }
         Op::Transpose { perm } => {
             let perm = shape::transpose_perm(perm, x.shape.len());
@@ -128,14 +128,15 @@ fn map_indexed(shape: &[usize], f: impl Fn(usize, &dyn Fn(&[usize]) -> usize) ->
         .collect()
 }
 
-fn binary(kind: BinKind, a: &Tensor, b: &Tensor, swapped: bool, out: &[usize]) -> Vec<f32> {
+/// `b` is (shape, values): a computed value or a shared constant.
+fn binary(kind: BinKind, a: &Tensor, (b_shape, b): (&[usize], &[f32]), swapped: bool, out: &[usize]) -> Vec<f32> {
     let f = |x: f32, y: f32| if swapped { kind.apply(y, x) } else { kind.apply(x, y) };
-    if a.shape == b.shape {
-        return a.data.par_iter().zip(&b.data).map(|(&x, &y)| f(x, y)).collect();
+    if a.shape == b_shape {
+        return a.data.par_iter().zip(b).map(|(&x, &y)| f(x, y)).collect();
     }
     let sa = broadcast_strides(&a.shape, out);
-    let sb = broadcast_strides(&b.shape, out);
-    map_indexed(out, |_, off| f(a.data[off(&sa)], b.data[off(&sb)]))
+    let sb = broadcast_strides(b_shape, out);
+    map_indexed(out, |_, off| f(a.data[off(&sa)], b[off(&sb)]))
 }
 
 /// Softmax over `len` elements `inner` apart, for every (outer, inner) position.

@@ -75,9 +75,28 @@ pub(crate) fn use_counts(m: &Model) -> HashMap<&str, usize> {
     c
 }
 
+/// Shapes of every value for these input shapes, without executing anything:
+/// a model that cannot run on them fails here, before any op is computed.
+pub(crate) fn plan_shapes(m: &Model, inputs: &[&[usize]]) -> std::result::Result<HashMap<String, Vec<usize>>, String> {
+    let mut s: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, sh) in m.inputs.iter().zip(inputs) {
+        s.insert(i.name.clone(), sh.to_vec());
+    }
+    for n in &m.nodes {
+        let ins: Vec<&[usize]> = n.inputs.iter().map(|i| s[i].as_slice()).collect();
+        let o = super::shape::infer(&n.op, &ins).map_err(|e| node_err(n, e))?;
+        s.insert(n.output.clone(), o);
+    }
+    Ok(s)
+}
+
 /// Execute on the CPU; errors name the node.
 pub fn run_cpu(m: &Model, inputs: &[&Tensor]) -> std::result::Result<Tensor, String> {
     check_inputs(m, inputs.iter().map(|t| t.shape.as_slice()))?;
+    // A shape that fails late in the graph (a crafted Resize, a wrong Concat)
+    // is an error before the early, possibly huge, ops are computed.
+    let in_shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+    plan_shapes(m, &in_shapes)?;
     let mut left = use_counts(m);
     let mut values: HashMap<&str, Tensor> = HashMap::new();
     for (i, t) in m.inputs.iter().zip(inputs) {

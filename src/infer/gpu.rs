@@ -13,7 +13,7 @@
 //! as `Error::Gpu`.
 
 use super::cpu::resize_tables;
-use super::exec::{check_inputs, node_err, use_counts};
+use super::exec::{check_inputs, node_err, plan_shapes, use_counts};
 use super::model::{Act, BinKind, Model, Op, Operand};
 use super::shape::{self, as5, window_geometry};
 use super::tensor::{Tensor, broadcast_strides, strides};
@@ -169,16 +169,20 @@ impl GpuModel {
                 usage: wgpu::BufferUsages::STORAGE,
             })
         };
+        // A constant several nodes read (one initializer) is uploaded once.
+        let mut uploaded: HashMap<*const Vec<f32>, wgpu::Buffer> = HashMap::new();
+        let mut up_shared =
+            |data: &Arc<Vec<f32>>| uploaded.entry(Arc::as_ptr(data)).or_insert_with(|| up(data)).clone();
         let bufs = model
             .nodes
             .iter()
             .map(|n| match &n.op {
                 Op::Conv(c) => NodeBufs {
-                    a: Some(up(&c.weight)),
+                    a: Some(up_shared(&c.weight)),
                     b: Some(up(&c.bias)),
                 },
                 Op::ConvTranspose(c) => NodeBufs {
-                    a: Some(up(&c.weight)),
+                    a: Some(up_shared(&c.weight)),
                     b: Some(up(&c.bias)),
                 },
                 Op::Affine { scale, shift, .. } => NodeBufs {
@@ -190,14 +194,14 @@ impl GpuModel {
                     b: Some(up(bias)),
                 },
                 Op::PRelu { slope } => NodeBufs {
-                    a: Some(up(&slope.data)),
+                    a: Some(up_shared(&slope.data)),
                     b: None,
                 },
                 Op::Binary {
                     b: Operand::Const { t, .. },
                     ..
                 } => NodeBufs {
-                    a: Some(up(&t.data)),
+                    a: Some(up_shared(&t.data)),
                     b: None,
                 },
                 _ => NodeBufs::default(),
@@ -215,16 +219,7 @@ impl GpuModel {
 
     /// Shapes of every value for an input shape (no execution).
     fn shapes(&self, inputs: &[&[usize]]) -> std::result::Result<HashMap<String, Vec<usize>>, String> {
-        let mut s: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, sh) in self.model.inputs.iter().zip(inputs) {
-            s.insert(i.name.clone(), sh.to_vec());
-        }
-        for n in &self.model.nodes {
-            let ins: Vec<&[usize]> = n.inputs.iter().map(|i| s[i].as_slice()).collect();
-            let o = shape::infer(&n.op, &ins).map_err(|e| node_err(n, e))?;
-            s.insert(n.output.clone(), o);
-        }
-        Ok(s)
+        plan_shapes(&self.model, inputs)
     }
 
     /// How many patches (batch entries) run in one call: as many as let the

@@ -15,8 +15,9 @@
 //! 2-D convolutions and pools are stored as 3-D ones with a depth-1 kernel.
 
 use super::proto::{self, AttrValue, Dim, NodeProto, TensorData};
-use super::tensor::Tensor;
+use super::tensor::{ConstTensor, Tensor};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Element-wise activation, possibly fused into the op that precedes it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -101,8 +102,8 @@ impl Pads {
 /// Conv (also used for 2-D, as depth 1).
 #[derive(Debug, Clone)]
 pub struct ConvSpec {
-    /// [c_out, c_in, kd, kh, kw]
-    pub weight: Vec<f32>,
+    /// [c_out, c_in, kd, kh, kw]; shared with other nodes that read the same initializer.
+    pub weight: Arc<Vec<f32>>,
     pub bias: Vec<f32>,
     pub c_in: usize,
     pub c_out: usize,
@@ -118,8 +119,8 @@ pub struct ConvSpec {
 /// ConvTranspose.
 #[derive(Debug, Clone)]
 pub struct ConvTSpec {
-    /// [c_in, c_out, kd, kh, kw] (ONNX layout)
-    pub weight: Vec<f32>,
+    /// [c_in, c_out, kd, kh, kw] (ONNX layout); shared like [`ConvSpec::weight`].
+    pub weight: Arc<Vec<f32>>,
     pub bias: Vec<f32>,
     pub c_in: usize,
     pub c_out: usize,
@@ -204,7 +205,7 @@ pub enum Operand {
     Value(String),
     /// A constant; `swapped` means it is the left operand (`c − x`, `c / x`).
     Const {
-        t: Tensor,
+        t: ConstTensor,
         swapped: bool,
     },
 }
@@ -228,7 +229,7 @@ pub enum Op {
     Act(Act),
     /// y = x if x ≥ 0 else slope·x, slope broadcast against x.
     PRelu {
-        slope: Tensor,
+        slope: ConstTensor,
     },
     /// Over `axis`; `flatten` (opset < 13): over all axes from `axis` on.
     Softmax {
@@ -384,7 +385,7 @@ fn describe(n: &NodeProto) -> String {
 /// Constants known at load time.
 #[derive(Default)]
 struct Consts {
-    f: HashMap<String, Tensor>,
+    f: HashMap<String, ConstTensor>,
     i: HashMap<String, (Vec<usize>, Vec<i64>)>,
 }
 
@@ -393,7 +394,7 @@ impl Consts {
         let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
         match &t.data {
             TensorData::F32(v) => {
-                self.f.insert(name.to_string(), Tensor::new(shape, v.clone()));
+                self.f.insert(name.to_string(), ConstTensor::new(shape, v.clone()));
             }
             TensorData::I64(v) => {
                 self.i.insert(name.to_string(), (shape, v.clone()));
@@ -514,9 +515,10 @@ pub fn load(bytes: &[u8]) -> Result<Model, LoadError> {
         let node = build(n, &consts, opset)?;
         // Fold nodes whose inputs are all constants (e.g. a Transpose of weights).
         if node.inputs.iter().all(|i| consts.f.contains_key(i)) && !node.inputs.is_empty() {
-            let ins: Vec<&Tensor> = node.inputs.iter().map(|i| &consts.f[i]).collect();
+            let ins: Vec<Tensor> = node.inputs.iter().map(|i| consts.f[i].to_tensor()).collect();
+            let ins: Vec<&Tensor> = ins.iter().collect();
             let t = super::cpu::run_op(&node.op, &ins).map_err(|e| format!("{}: {e}", describe(n)))?;
-            consts.f.insert(node.output.clone(), t);
+            consts.f.insert(node.output.clone(), t.into());
             continue;
         }
         nodes.push(node);
@@ -547,10 +549,10 @@ fn constant_node(n: &NodeProto, consts: &mut Consts) -> Result<(), LoadError> {
     match (&a.name[..], &a.value) {
         ("value", AttrValue::Tensor(t)) => consts.insert(t, out),
         ("value_float", AttrValue::Float(v)) => {
-            consts.f.insert(out.clone(), Tensor::new(vec![], vec![*v]));
+            consts.f.insert(out.clone(), ConstTensor::new(vec![], vec![*v]));
         }
         ("value_floats", AttrValue::Floats(v)) => {
-            consts.f.insert(out.clone(), Tensor::new(vec![v.len()], v.clone()));
+            consts.f.insert(out.clone(), ConstTensor::new(vec![v.len()], v.clone()));
         }
         ("value_int", AttrValue::Int(v)) => {
             consts.i.insert(out.clone(), (vec![], vec![*v]));
@@ -563,7 +565,7 @@ fn constant_node(n: &NodeProto, consts: &mut Consts) -> Result<(), LoadError> {
     Ok(())
 }
 
-fn need_f<'c>(n: &NodeProto, consts: &'c Consts, idx: usize, what: &str) -> Result<&'c Tensor, LoadError> {
+fn need_f<'c>(n: &NodeProto, consts: &'c Consts, idx: usize, what: &str) -> Result<&'c ConstTensor, LoadError> {
     let name = n
         .inputs
         .get(idx)
@@ -577,7 +579,7 @@ fn need_f<'c>(n: &NodeProto, consts: &'c Consts, idx: usize, what: &str) -> Resu
     })
 }
 
-fn opt_f<'c>(n: &NodeProto, consts: &'c Consts, idx: usize, what: &str) -> Result<Option<&'c Tensor>, LoadError> {
+fn opt_f<'c>(n: &NodeProto, consts: &'c Consts, idx: usize, what: &str) -> Result<Option<&'c ConstTensor>, LoadError> {
     match n.inputs.get(idx).filter(|s| !s.is_empty()) {
         None => Ok(None),
         Some(_) => need_f(n, consts, idx, what).map(Some),
@@ -596,7 +598,7 @@ fn opt_i<'c>(n: &NodeProto, consts: &'c Consts, idx: usize, what: &str) -> Resul
     }
 }
 
-fn per_channel(t: &Tensor, c: usize, n: &NodeProto, what: &str) -> Result<Vec<f32>, LoadError> {
+fn per_channel(t: &ConstTensor, c: usize, n: &NodeProto, what: &str) -> Result<Vec<f32>, LoadError> {
     if t.len() != c {
         return Err(format!(
             "{}: {what} has {} values for {c} channels",
@@ -604,13 +606,13 @@ fn per_channel(t: &Tensor, c: usize, n: &NodeProto, what: &str) -> Result<Vec<f3
             t.len()
         ));
     }
-    Ok(t.data.clone())
+    Ok(t.data.to_vec())
 }
 
 /// What Conv and ConvTranspose read the same way: the weight tensor (rank 4 or
 /// 5, no empty or oversized axis), group 1, kernel_shape, strides, dilations, bias.
 struct ConvWeights {
-    weight: Vec<f32>,
+    weight: Arc<Vec<f32>>,
     bias: Vec<f32>,
     rank: usize,
     c_in: usize,
@@ -771,7 +773,7 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
             let c = scale.len();
             let bias = per_channel(need_f(n, consts, 2, "B")?, c, n, "B")?;
             Op::InstanceNorm {
-                scale: scale.data.clone(),
+                scale: scale.data.to_vec(),
                 bias,
                 eps,
                 act: Act::None,
@@ -841,7 +843,7 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                 nearest = NearestMode::Floor;
                 let scales = match attrs.floats("scales")? {
                     Some(s) => s,
-                    None => need_f(n, consts, 1, "scales")?.data.clone(),
+                    None => need_f(n, consts, 1, "scales")?.data.to_vec(),
                 };
                 if scales.iter().any(|v| v.is_nan() || *v < 1.0) {
                     return Err(attrs.bad("scales", format!("{scales:?}: Upsample scales must be at least 1")));
@@ -896,7 +898,7 @@ fn build(n: &NodeProto, consts: &Consts, opset: i64) -> Result<Node, LoadError> 
                     opt_i(n, consts, zi, "sizes")?.filter(|v| !v.is_empty())
                 };
                 target = match (scales, sizes) {
-                    (Some(s), None) => ResizeTarget::Scales(s.data.clone()),
+                    (Some(s), None) => ResizeTarget::Scales(s.data.to_vec()),
                     (None, Some(z)) if z.iter().all(|&v| (1..=1 << 24).contains(&v)) => {
                         ResizeTarget::Sizes(z.iter().map(|&v| v as usize).collect())
                     }
@@ -1103,7 +1105,8 @@ fn fold(prev: &mut Op, next: &Op) -> bool {
             },
         ) if c.act == Act::None && scale.len() == c.c_out => {
             let k = c.weight.len() / c.c_out;
-            for (o, block) in c.weight.chunks_mut(k).enumerate() {
+            // Copies the weights only if another node shares them.
+            for (o, block) in Arc::make_mut(&mut c.weight).chunks_mut(k).enumerate() {
                 block.iter_mut().for_each(|w| *w *= scale[o]);
                 c.bias[o] = c.bias[o] * scale[o] + shift[o];
             }
@@ -1119,7 +1122,7 @@ fn fold(prev: &mut Op, next: &Op) -> bool {
         ) if c.act == Act::None && scale.len() == c.c_out => {
             // Weights are [c_in, c_out, k…]: block i belongs to output channel i % c_out.
             let k = c.weight.len() / (c.c_out * c.c_in);
-            for (i, block) in c.weight.chunks_mut(k).enumerate() {
+            for (i, block) in Arc::make_mut(&mut c.weight).chunks_mut(k).enumerate() {
                 block.iter_mut().for_each(|w| *w *= scale[i % c.c_out]);
             }
             for ((b, s), t) in c.bias.iter_mut().zip(scale).zip(shift) {
@@ -1198,12 +1201,14 @@ mod tests {
     }
 
     /// Chains of Conv → BatchNorm → Relu fold into one Conv each, in one pass;
-    /// a value read twice is not folded away.
+    /// a value read twice is not folded away. The three Convs share one
+    /// weight (one initializer), so folding copies it for the Conv it changes.
     #[test]
     fn chains_fold_into_their_conv() {
+        let shared = Arc::new(vec![2.0]);
         let conv = || {
             Op::Conv(Box::new(ConvSpec {
-                weight: vec![2.0],
+                weight: shared.clone(),
                 bias: vec![1.0],
                 c_in: 1,
                 c_out: 1,
@@ -1248,5 +1253,6 @@ mod tests {
         assert_eq!((c.weight[0], c.bias[0], c.act), (6.0, 3.5, Act::Relu));
         let Op::Conv(c) = &m.nodes[2].op else { panic!() };
         assert_eq!(c.act, Act::None);
+        assert_eq!(*shared, [2.0]);
     }
 }

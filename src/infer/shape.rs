@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn conv_transpose_of_an_empty_axis_is_an_error() {
         let op = Op::ConvTranspose(Box::new(ConvTSpec {
-            weight: vec![1.0; 8],
+            weight: std::sync::Arc::new(vec![1.0; 8]),
             bias: vec![0.0],
             c_in: 1,
             c_out: 1,

@@ -1,5 +1,7 @@
 //! A dense float32 tensor in row-major (C) order, as ONNX lays tensors out.
 
+use std::sync::Arc;
+
 /// Shape plus values; `data.len()` is always the product of `shape`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
@@ -19,6 +21,44 @@ impl Tensor {
 
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
+    }
+}
+
+/// A constant known when the model loads (an initializer, a `Constant` node or
+/// a folded node). Its values are shared: the nodes that read one initializer
+/// hold one copy between them, however many there are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConstTensor {
+    pub shape: Vec<usize>,
+    pub data: Arc<Vec<f32>>,
+}
+
+impl ConstTensor {
+    pub fn new(shape: Vec<usize>, data: Vec<f32>) -> Self {
+        debug_assert_eq!(shape.iter().product::<usize>(), data.len());
+        ConstTensor {
+            shape,
+            data: Arc::new(data),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// A copy to run an op on (constant folding at load time).
+    pub fn to_tensor(&self) -> Tensor {
+        Tensor::new(self.shape.clone(), self.data.to_vec())
+    }
+}
+
+impl From<Tensor> for ConstTensor {
+    fn from(t: Tensor) -> Self {
+        ConstTensor::new(t.shape, t.data)
     }
 }
 

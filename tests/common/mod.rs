@@ -2,6 +2,8 @@
 //! NIfTI-1 writer for building deliberately broken files.
 #![allow(dead_code)]
 
+pub mod onnx;
+
 use lesioneval::label::{Components, Connectivity, reference::label_bfs};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -182,7 +184,7 @@ pub fn conv_op(
 ) -> lesioneval::infer::model::Op {
     use lesioneval::infer::model::{Act, ConvSpec, Op, Pads};
     Op::Conv(Box::new(ConvSpec {
-        weight,
+        weight: weight.into(),
         c_out: bias.len(),
         bias,
         c_in,
