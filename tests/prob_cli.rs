@@ -379,23 +379,68 @@ fn plots_of_mask_only_runs_and_the_plots_flag() {
     let ex = root().join("examples/data");
     let d = tempfile::tempdir().unwrap();
     let figs = d.path().join("figs");
-    let o = bin()
-        .args(["compare", "--device", "cpu", "--gt"])
-        .arg(ex.join("labelsTs"))
-        .arg(ex.join("dice_loss"))
-        .arg(ex.join("tversky_loss"))
-        .args(["--plot-format", "svg", "--size-bins", "0,50,200,inf", "--plots"])
-        .arg(&figs)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut names: Vec<String> = std::fs::read_dir(&figs)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    // No probability maps: no FROC, PR or threshold figures.
-    assert_eq!(names, ["counts.svg", "lesion_counts.svg", "sensitivity_by_size.svg"]);
+    // The folder holds an earlier probability-map run's figures, in PNG as
+    // well, and two files of the user's; another folder has no `counts`.
+    let user = d.path().join("user");
+    for dir in [&figs, &user] {
+        std::fs::create_dir_all(dir).unwrap();
+        for name in [
+            "froc.svg",
+            "pr.png",
+            "thresholds_old.svg",
+            "notes.txt",
+            "froc_notes.svg",
+        ] {
+            std::fs::write(dir.join(name), "x").unwrap();
+        }
+    }
+    std::fs::write(figs.join("counts.png"), "x").unwrap();
+    let list = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    for dir in [&figs, &user] {
+        let o = bin()
+            .args(["compare", "--device", "cpu", "--gt"])
+            .arg(ex.join("labelsTs"))
+            .arg(ex.join("dice_loss"))
+            .arg(ex.join("tversky_loss"))
+            .args(["--plot-format", "svg", "--size-bins", "0,50,200,inf", "--plots"])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // No probability maps: no FROC, PR or threshold figures, and the earlier
+    // run's are gone; the user's files stay.
+    assert_eq!(
+        list(&figs),
+        [
+            "counts.svg",
+            "froc_notes.svg",
+            "lesion_counts.svg",
+            "notes.txt",
+            "sensitivity_by_size.svg"
+        ]
+    );
+    // Not a figure folder before: nothing is removed.
+    assert_eq!(
+        list(&user),
+        [
+            "counts.svg",
+            "froc.svg",
+            "froc_notes.svg",
+            "lesion_counts.svg",
+            "notes.txt",
+            "pr.png",
+            "sensitivity_by_size.svg",
+            "thresholds_old.svg"
+        ]
+    );
     let size = std::fs::read_to_string(figs.join("sensitivity_by_size.svg")).unwrap();
     assert!(
         size.contains("50–200") && size.contains("200–∞"),

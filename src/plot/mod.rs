@@ -176,6 +176,11 @@ pub fn plot_all(files: &[ResultsFile], out: &Path, opts: &PlotOptions) -> Result
         path: out.to_path_buf(),
         source,
     })?;
+    // A figure folder reused by another run (probability maps, then masks
+    // only; svg+png, then svg) must not keep the earlier run's figures beside
+    // this one's. `counts` is drawn by every run, so only a folder that
+    // already holds it is tidied: files of other names are the user's.
+    let was_figures = ["counts.svg", "counts.png"].iter().any(|n| out.join(n).is_file());
     let all = series(files);
     let mut written = Vec::new();
     written.extend(render(out, "counts", opts, &figures::Counts { series: &all })?);
@@ -206,7 +211,37 @@ pub fn plot_all(files: &[ResultsFile], out: &Path, opts: &PlotOptions) -> Result
             stems.push(stem);
         }
     }
+    if was_figures {
+        for stale in stale_figures(out, &written)? {
+            crate::io::remove_stale(&stale)?;
+        }
+    }
     Ok(written)
+}
+
+/// Stems of the figures [`plot_all`] draws (`thresholds_<model>` by prefix).
+const FIGURE_STEMS: [&str; 5] = ["counts", "lesion_counts", "sensitivity_by_size", "froc", "pr"];
+
+/// The figure files in `dir` (by [`FIGURE_STEMS`], `thresholds_*`, and an
+/// extension this tool writes) that are not in `written`, sorted.
+fn stale_figures(dir: &Path, written: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::input(dir, format!("cannot list: {e}")))?;
+    let mut stale = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::input(dir, format!("cannot list: {e}")))?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let Some((stem, ext)) = name.to_str().and_then(|n| n.rsplit_once('.')) else {
+            continue;
+        };
+        let ours = [ImageFormat::Svg, ImageFormat::Png].iter().any(|f| f.ext() == ext)
+            && (FIGURE_STEMS.contains(&stem) || stem.starts_with("thresholds_"));
+        if ours && path.is_file() && !written.contains(&path) {
+            stale.push(path);
+        }
+    }
+    stale.sort();
+    Ok(stale)
 }
 
 /// A file-name-safe form of a model name.
