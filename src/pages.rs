@@ -6,8 +6,9 @@
 //! systems, older kernels): the work then just happens in page faults later.
 
 /// Base page size assumed by the callers' page-sized steps (4 KiB on x86-64
-/// and on common aarch64 kernels; a larger page only makes the steps finer
-/// than they need to be, never wrong).
+/// and on common aarch64 kernels). On a kernel with 16 or 64 KiB pages a
+/// range that is not aligned to them is refused (`EINVAL`, ignored), so some
+/// hints are lost there: a matter of speed, never of results.
 pub(crate) const PAGE: usize = 4096;
 
 /// Huge-page size on x86-64 and aarch64 (4 KiB base pages).

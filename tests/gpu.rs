@@ -38,6 +38,37 @@ fn slabs_stitch_to_identical_labels() {
     }
 }
 
+/// Empty planes between lesions make empty slabs (skipped: wgpu refuses a
+/// zero-sized binding), and a volume with an empty axis has no lesions.
+#[test]
+fn empty_slabs_and_empty_volumes() {
+    if !gpu_available() {
+        return;
+    }
+    let ctx = lesioneval::gpu::context().unwrap();
+    let shape = [6, 5, 7];
+    let mut mask = random_mask(shape, 0.4, 3);
+    for z in [1, 2, 4, 6] {
+        mask[z * 30..(z + 1) * 30].fill(0);
+    }
+    for c in Connectivity::ALL {
+        let cpu = label_cpu(&mask, shape, c);
+        for planes in [1, 2] {
+            let opts = GpuOptions {
+                max_slab_planes: Some(planes),
+                ..GpuOptions::default()
+            };
+            let (gpu, _) = label_gpu_with(&ctx, &mask, shape, c, opts).unwrap();
+            assert!(gpu.labels == cpu.labels, "c{c} slabs of {planes}: labels differ");
+            assert_eq!(gpu.lesions, cpu.lesions);
+        }
+    }
+    for shape in [[0, 4, 4], [4, 0, 4], [4, 4, 0]] {
+        let (c, _) = label_gpu_with(&ctx, &[], shape, Connectivity::Six, GpuOptions::default()).unwrap();
+        assert_eq!((c.count(), c.labels.len()), (0, 0), "{shape:?}");
+    }
+}
+
 #[test]
 fn labels_larger_than_128_mib() {
     if !gpu_available() {

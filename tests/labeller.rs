@@ -36,6 +36,15 @@ fn cpu_recycling(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Components 
     label_cpu_recycling(mask, shape, c, previous)
 }
 
+/// The same, from an earlier result without statistics (nothing tells where
+/// its labels are, so the whole volume is cleared).
+fn cpu_recycling_bare(mask: &[u8], shape: [usize; 3], c: Connectivity) -> Components {
+    let n = mask.len();
+    let dense = random_mask([n, 1, 1], 0.7, 99);
+    let previous = lesioneval::label::label_cpu_slabs_without_stats(&dense, [n, 1, 1], Connectivity::Six, 1);
+    label_cpu_recycling(mask, shape, c, previous)
+}
+
 /// Every backend the suite runs against: the GPU joins when an adapter exists
 /// (CI installs lavapipe and sets LESIONEVAL_REQUIRE_GPU=1, making its absence a failure).
 fn backends() -> Vec<(&'static str, Backend)> {
@@ -44,6 +53,7 @@ fn backends() -> Vec<(&'static str, Backend)> {
         ("cpu_slabs", cpu_slabs),
         ("cpu_plane_slabs", cpu_plane_slabs),
         ("cpu_recycling", cpu_recycling),
+        ("cpu_recycling_bare", cpu_recycling_bare),
     ];
     if common::gpu_available() {
         b.push(("gpu", gpu));

@@ -392,13 +392,18 @@ pub fn label_cpu_recycling(
     label_slabs::<true>(mask, shape, connectivity, slabs, reuse)
 }
 
-/// Zeroes the bounding box of every lesion of `c` (all its non-zero voxels lie in them).
+/// Zeroes the bounding box of every lesion of `c` (all its non-zero voxels lie
+/// in them); the whole volume when some lesion has no statistics to go by.
 fn clear_lesions(c: Components) -> Vec<u32> {
     let Components {
         shape,
         mut labels,
         lesions,
     } = c;
+    if lesions.iter().any(|l| l.voxels == 0) {
+        labels.fill(0);
+        return labels;
+    }
     let [nx, ny, _] = shape;
     for l in &lesions {
         for z in l.bbox_min[2]..=l.bbox_max[2] {
@@ -411,7 +416,8 @@ fn clear_lesions(c: Components) -> Vec<u32> {
     labels
 }
 
-/// [`label_cpu_slabs`] without the lesion statistics (they are left empty):
+/// [`label_cpu_slabs`] without the lesion statistics (every lesion gets an
+/// empty, zero-voxel entry):
 /// only for measuring what the fused statistics cost (`benches/label_cpu.rs`).
 #[doc(hidden)]
 pub fn label_cpu_slabs_without_stats(
@@ -912,6 +918,8 @@ fn huge_regions(work: &[Slab], voxel_bounds: &[usize], base: usize, nx: usize, m
 
 /// Splits `v` at the given cumulative `bounds` (first 0, last `v.len()`).
 fn split_mut<'a, T>(mut v: &'a mut [T], bounds: &[usize]) -> Vec<&'a mut [T]> {
+    // `par_filled` relies on the windows covering the whole of `v`.
+    assert_eq!(bounds.first(), Some(&0), "split_mut: bounds must start at 0");
     let mut parts = Vec::with_capacity(bounds.len().saturating_sub(1));
     for w in bounds.windows(2) {
         let (head, rest) = v.split_at_mut(w[1] - w[0]);

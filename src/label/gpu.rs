@@ -16,7 +16,7 @@
 //! across slab boundaries before numbering. Every GPU call runs inside
 //! validation and out-of-memory error scopes, so failures are `Error::Gpu`.
 
-use super::cpu::{Runs, components_from_runs, find_runs, neighbour_rows, touching_runs};
+use super::cpu::{Runs, components_from_runs, find_runs, label_cpu, neighbour_rows, touching_runs};
 use super::{Components, Connectivity};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, SOFTWARE_LOOP_LIMIT, check_scopes, map_read, wait};
@@ -114,12 +114,21 @@ pub fn label_gpu_with(
 ) -> Result<(Components, GpuTimings)> {
     let t_total = Instant::now();
     let [nx, ny, nz] = shape;
-    let n = nx * ny * nz;
-    if mask.len() != n {
+    let n = nx.checked_mul(ny).and_then(|p| p.checked_mul(nz));
+    if n != Some(mask.len()) {
         return Err(Error::Config(format!(
             "mask length {} does not match shape {shape:?}",
             mask.len()
         )));
+    }
+    // Run indices and labels are u32, as on the CPU.
+    if mask.len() > u32::MAX as usize {
+        return Err(Error::Config(format!(
+            "a volume of shape {shape:?} has more than 2^32 - 1 voxels"
+        )));
+    }
+    if mask.is_empty() {
+        return Ok((label_cpu(mask, shape, connectivity), GpuTimings::default()));
     }
     if nx > 1 << 16 {
         return Err(Error::Gpu(format!(
@@ -165,6 +174,10 @@ pub fn label_gpu_with(
     let mut roots = vec![0u32; nruns];
     for &(z0, z1) in &slabs {
         let (r0, r1) = (runs.row_ptr[z0 * ny] as usize, runs.row_ptr[z1 * ny] as usize);
+        if r0 == r1 {
+            // Empty planes: nothing to label, and wgpu refuses zero-sized bindings.
+            continue;
+        }
         let row_ptr: Vec<u32> = runs.row_ptr[z0 * ny..=z1 * ny].iter().map(|&p| p - r0 as u32).collect();
         let local = run_slab(
             ctx,

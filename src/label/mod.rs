@@ -195,14 +195,17 @@ impl FromStr for Device {
 }
 
 impl Device {
-    /// The backend `auto` resolves to: GPU only for a hardware adapter. Prints
-    /// one line on stderr (once per process) when it falls back to the CPU.
+    /// Checks the device up front: `gpu` fails without an adapter, and `auto`
+    /// becomes `cpu` unless there is a hardware adapter. A resolved `auto`
+    /// stays `auto` (the GPU, with the CPU as fallback on a GPU failure), so
+    /// that the fallback still happens when volumes are labelled. Prints one
+    /// line on stderr (once per process) when `auto` picks the CPU.
     pub fn resolve(self) -> Result<Device> {
         match self {
             Device::Cpu => Ok(Device::Cpu),
             Device::Gpu => crate::gpu::context().map(|_| Device::Gpu),
             Device::Auto => match crate::gpu::context() {
-                Ok(ctx) if ctx.is_hardware() => Ok(Device::Gpu),
+                Ok(ctx) if ctx.is_hardware() || pretend_hardware() => Ok(Device::Auto),
                 Ok(ctx) => {
                     note_once(&format!(
                         "note: only a software GPU adapter ({}); labelling on the CPU",
@@ -217,6 +220,22 @@ impl Device {
             },
         }
     }
+}
+
+#[cfg(not(test))]
+fn pretend_hardware() -> bool {
+    false
+}
+
+// Lets unit tests take the `auto` GPU path on a software adapter (CI has no other).
+#[cfg(test)]
+thread_local! {
+    static PRETEND_HARDWARE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn pretend_hardware() -> bool {
+    PRETEND_HARDWARE.with(|p| p.get())
 }
 
 fn note_once(msg: &str) {
@@ -249,5 +268,32 @@ pub fn label_timed(
             Ok((label_cpu(mask, shape, connectivity), None))
         }
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `auto` with a (here pretended) hardware GPU: a volume the GPU cannot
+    /// label (rows over 65 536 voxels) falls back to the CPU; `gpu` fails.
+    #[test]
+    fn auto_falls_back_to_the_cpu_when_the_gpu_fails() {
+        if crate::gpu::context().is_err() {
+            eprintln!("no GPU adapter: the fallback needs one to fail");
+            return;
+        }
+        PRETEND_HARDWARE.with(|p| p.set(true));
+        let device = Device::Auto.resolve().unwrap();
+        assert_eq!(device, Device::Auto);
+        let shape = [(1 << 16) + 3, 1, 1];
+        let mut mask = vec![0u8; shape[0]];
+        mask[1] = 1;
+        mask[(1 << 16) + 1] = 1;
+        let (c, gpu) = label_timed(&mask, shape, Connectivity::TwentySix, device).unwrap();
+        assert!(gpu.is_none(), "labelled on the CPU");
+        assert_eq!(c.count(), 2);
+        assert!(label_timed(&mask, shape, Connectivity::TwentySix, Device::Gpu).is_err());
+        PRETEND_HARDWARE.with(|p| p.set(false));
     }
 }
