@@ -137,7 +137,8 @@ pub struct DetectionMetrics {
 pub const CPM_FP_RATES: [f64; 7] = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 
 impl DetectionMetrics {
-    /// Sensitivity at `fp_per_case` (step function: the last point with FPR ≤ x; 0 if none).
+    /// Sensitivity at `fp_per_case` (step function: the last point with FPR ≤ x; 0 if none,
+    /// even without GT lesions, as picai_eval; NaN at a point without GT lesions).
     pub fn sensitivity_at(&self, fp_per_case: f64) -> f64 {
         let min = self.lesion_fpr.iter().copied().fold(f64::INFINITY, f64::min);
         if min > fp_per_case {
@@ -171,6 +172,8 @@ pub fn detection_metrics(cases: &[CaseDetections]) -> DetectionMetrics {
         fp[n - 1] = f64::INFINITY;
         (tp, fp, true)
     } else {
+        // Fewer than two distinct confidences: picai_eval 1.4.13 gives this
+        // two-point curve, even when its one threshold found lesions.
         (vec![0.0, 0.0], vec![0.0, f64::INFINITY], false)
     };
     let rate = |x: f64, d: usize| {
@@ -327,7 +330,15 @@ pub fn bootstrap(cases: &[CaseDetections], resamples: usize, seed: u64, level: f
         draw.clear();
         draw.extend((0..cases.len()).map(|_| cases[rng.below(cases.len())].clone()));
         let m = detection_metrics(&draw);
-        for (s, v) in samples.iter_mut().zip([m.ap, m.auroc, m.score, m.cpm()]) {
+        // Without lesions AP is 0 by convention (as picai reports it) and CPM
+        // is 0 or NaN depending on the FP rates; neither is a measurement, so
+        // such a resample is left out of both intervals.
+        let (ap, cpm) = if m.num_lesions == 0 {
+            (f64::NAN, f64::NAN)
+        } else {
+            (m.ap, m.cpm())
+        };
+        for (s, v) in samples.iter_mut().zip([ap, m.auroc, m.score, cpm]) {
             if !v.is_nan() {
                 s.push(v);
             }
@@ -416,6 +427,26 @@ mod tests {
         let m = detection_metrics(&cases);
         assert_eq!(m.lesion_fpr[0], 0.5);
         assert_eq!(m.sensitivity_at(0.25), 0.0);
+    }
+
+    /// Resamples without a lesion leave AP out of its interval, as CPM is.
+    #[test]
+    fn resamples_without_lesions_do_not_count_for_ap() {
+        // One lesion found, one missed: AP and CPM are 0.5 whenever the case is drawn.
+        let mut cases = vec![CaseDetections {
+            lesions: vec![entry(true, 0.9), entry(true, 0.0)],
+            target: true,
+            score: 0.9,
+        }];
+        for _ in 0..9 {
+            cases.push(CaseDetections {
+                lesions: vec![],
+                target: false,
+                score: 0.0,
+            });
+        }
+        let ci = bootstrap(&cases, 500, 1, 0.95);
+        assert_eq!((ci.ap, ci.cpm), ((0.5, 0.5), (0.5, 0.5)));
     }
 
     #[test]
