@@ -217,6 +217,28 @@ fn merge_refuses_missing_overlapping_and_mismatched_shards() {
         .unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("merge the shards first"));
+    // Nor is it plotted as if it were the cohort, by plot or by --plots.
+    let figs = d.path().join("figs");
+    let o = bin().arg("plot").arg(&p[1]).arg("--out").arg(&figs).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("part-1.json is shard 1/3") && e.contains("merge the shards first"),
+        "{e}"
+    );
+    let o = bin()
+        .arg("score")
+        .arg("--gt")
+        .arg(syn.join("gt"))
+        .arg("--pred")
+        .arg(syn.join("pred"))
+        .args(["--shard", "1/3", "--plots"])
+        .arg(&figs)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--plots needs the whole case set"));
+    assert!(!figs.exists(), "refused before anything is written");
     // Partial files carry the shard and the full case list.
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p[1]).unwrap()).unwrap();
     assert_eq!(v["shard"], serde_json::json!({"index": 1, "count": 3}));

@@ -112,6 +112,10 @@ impl EvalArgs {
     /// Output paths that cannot be written, found before any scoring rather
     /// than after it.
     pub fn check_destinations(&self) -> Result<()> {
+        if self.plots.is_some() && self.shard.is_some() {
+            // One shard's FROC and counts would read as the whole cohort's.
+            anyhow::bail!("--plots needs the whole case set: merge the shards, then run lesioneval plot");
+        }
         for (flag, dir) in [("--out", &self.out), ("--plots", &self.plots)] {
             if let Some(d) = dir
                 && d.exists()

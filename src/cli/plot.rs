@@ -1,6 +1,6 @@
 //! `lesioneval plot results.json [more.json ...] --out figures/`
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use lesioneval::plot::{self, Formats, PlotOptions, SizeBins};
 use lesioneval::results::{self, ResultsFile};
@@ -60,7 +60,14 @@ pub fn run(a: PlotArgs) -> Result<()> {
     let mut files = Vec::with_capacity(a.results.len());
     for p in &a.results {
         let json = if p.is_dir() { p.join("results.json") } else { p.clone() };
-        files.push(results::read(&json)?);
+        let file = results::read(&json)?;
+        if let Some(s) = file.shard {
+            bail!(
+                "{} is shard {s} of a sharded run: merge the shards first (lesioneval merge)",
+                json.display()
+            );
+        }
+        files.push(file);
     }
     let style = PlotStyle {
         formats: a.format,
