@@ -415,6 +415,47 @@ fn plots_of_mask_only_runs_and_the_plots_flag() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
+    // A model keeps its colour where only some models are drawn: the
+    // probability-map run, second of two, is vermillion in FROC and PR too.
+    let mixed = d.path().join("mixed");
+    let prob_run = d.path().join("prob_run");
+    let o = bin()
+        .args(["score", "--device", "cpu", "--bootstrap", "0", "--gt"])
+        .arg(ex.join("labelsTs"))
+        .arg("--prob")
+        .arg(ex.join("dice_loss_prob"))
+        .arg("--out")
+        .arg(&prob_run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let masks_run = d.path().join("masks.json");
+    let o = bin()
+        .args(["score", "--device", "cpu", "--gt"])
+        .arg(ex.join("labelsTs"))
+        .arg("--pred")
+        .arg(ex.join("tversky_loss"))
+        .arg("--json")
+        .arg(&masks_run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bin()
+        .arg("plot")
+        .arg(&masks_run)
+        .arg(&prob_run)
+        .args(["--format", "svg", "--out"])
+        .arg(&mixed)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for fig in ["lesion_counts", "froc", "pr"] {
+        let svg = std::fs::read_to_string(mixed.join(format!("{fig}.svg"))).unwrap();
+        assert!(svg.contains("#D55E00"), "{fig}: the second model's vermillion");
+        if fig != "lesion_counts" {
+            assert!(!svg.contains("#0072B2"), "{fig}: the first model's blue is not reused");
+        }
+    }
     // No probability maps: no FROC, PR or threshold figures, and the earlier
     // run's are gone; the user's files stay.
     assert_eq!(

@@ -216,7 +216,7 @@ impl Figure for LesionCounts<'_> {
         let r = s.i(4.0);
         let sw = s.px(1.5);
         for (i, m) in self.series.iter().enumerate() {
-            let c = colour(i);
+            let c = colour(m.index);
             let pts = m
                 .model
                 .cases
@@ -337,7 +337,7 @@ impl Figure for SizeSensitivity<'_> {
             .draw()?;
         let width = 0.8 / nm.max(1) as f64;
         for (i, m) in self.series.iter().enumerate() {
-            let c = colour(i);
+            let c = colour(m.index);
             let bars = counts[i]
                 .iter()
                 .enumerate()
@@ -386,9 +386,9 @@ impl Figure for Froc<'_> {
             .x_desc("False positives per case (log scale)")
             .y_desc("Lesion sensitivity")
             .draw()?;
-        for (i, m) in self.series.iter().enumerate() {
+        for m in self.series {
             let Some(d) = &m.model.detection else { continue };
-            let c = colour(i);
+            let c = colour(m.index);
             if let Some(b) = &d.bootstrap {
                 let upper = b.froc_band_fp_per_case.iter().zip(&b.froc_band);
                 let mut poly: Vec<(f64, f64)> = upper
@@ -451,9 +451,9 @@ impl Figure for PrCurve<'_> {
             .x_desc("Recall (lesion sensitivity)")
             .y_desc("Precision")
             .draw()?;
-        for (i, m) in self.series.iter().enumerate() {
+        for m in self.series {
             let Some(d) = &m.model.detection else { continue };
-            let c = colour(i);
+            let c = colour(m.index);
             let mut path = Vec::new();
             let mut prev_recall = 0.0;
             for p in d.operating_points.iter().filter(|p| p.recall.is_finite()) {

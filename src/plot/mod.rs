@@ -135,6 +135,9 @@ impl Default for PlotOptions {
 pub struct Series<'a> {
     pub name: String,
     pub model: &'a ModelRecord,
+    /// Position among all models drawn: picks the colour, so a model keeps
+    /// its colour in figures that show only some of the models (FROC, PR).
+    pub index: usize,
 }
 
 /// The models of all files, named by their `compare` name or their
@@ -158,7 +161,11 @@ pub fn series(files: &[ResultsFile]) -> Vec<Series<'_>> {
                 name = format!("{base} ({k})");
                 k += 1;
             }
-            out.push(Series { name, model: m });
+            out.push(Series {
+                name,
+                model: m,
+                index: out.len(),
+            });
         }
     }
     out
