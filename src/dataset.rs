@@ -49,10 +49,20 @@ pub struct Pairing {
     pub extra: Vec<Vec<String>>,
 }
 
+/// `name` without its `.nii.gz` or `.nii` extension, in any letter case
+/// (`CASE.NII.GZ` from Windows tools), or None for other names.
+fn nifti_stem(name: &str) -> Option<&str> {
+    [".nii.gz", ".nii"].iter().find_map(|ext| {
+        let cut = name.len().checked_sub(ext.len())?;
+        let tail = name.get(cut..)?;
+        tail.eq_ignore_ascii_case(ext).then(|| &name[..cut])
+    })
+}
+
 /// The case id of a NIfTI path, or None if it is not a `.nii`/`.nii.gz` file.
 pub fn case_id(path: &Path, suffix: Option<&str>) -> Option<String> {
     let name = path.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".nii.gz").or_else(|| name.strip_suffix(".nii"))?;
+    let stem = nifti_stem(name)?;
     let stem = match suffix {
         Some(s) if !s.is_empty() && stem.len() > s.len() => stem.strip_suffix(s).unwrap_or(stem),
         _ => stem,
@@ -76,7 +86,7 @@ pub fn list_cases(path: &Path, suffix: Option<&str>) -> Result<BTreeMap<String, 
         let p = entry.path();
         let name = entry.file_name();
         let lossy = name.to_string_lossy();
-        if lossy.starts_with('.') || !(lossy.ends_with(".nii") || lossy.ends_with(".nii.gz")) {
+        if lossy.starts_with('.') || nifti_stem(&lossy).is_none() {
             continue;
         }
         // A NIfTI name that cannot be a case id, or a link to nothing, would
@@ -174,6 +184,10 @@ mod tests {
         );
         assert_eq!(case_id(Path::new("_seg.nii"), Some("_seg")).unwrap(), "_seg");
         assert!(case_id(Path::new("notes.txt"), None).is_none());
+        // Extensions in any letter case; the id keeps its own.
+        assert_eq!(case_id(Path::new("Case_7.NII.GZ"), None).unwrap(), "Case_7");
+        assert_eq!(case_id(Path::new("b.Nii"), None).unwrap(), "b");
+        assert!(case_id(Path::new("x.gz"), None).is_none());
     }
 
     #[test]

@@ -710,3 +710,34 @@ fn outputs_are_written_all_or_none_and_stale_tables_go() {
     assert!(r.status.success());
     assert_eq!(std::fs::read_to_string(own.join("thresholds.csv")).unwrap(), "mine");
 }
+
+/// Files named `.NII.GZ` or `.Nii` (Windows tools) are cases like any other:
+/// read, paired by id, never passed over as if missing.
+#[test]
+fn upper_case_extensions_are_nifti_files() {
+    let d = tempfile::tempdir().unwrap();
+    let ex = common::root().join("examples/data");
+    let (g, p) = (d.path().join("gt"), d.path().join("pred"));
+    std::fs::create_dir_all(&g).unwrap();
+    std::fs::create_dir_all(&p).unwrap();
+    std::fs::copy(ex.join("labelsTs/ms_001.nii.gz"), g.join("ms_001.nii.gz")).unwrap();
+    std::fs::copy(ex.join("dice_loss/ms_001.nii.gz"), p.join("ms_001.NII.GZ")).unwrap();
+    let o = bin()
+        .args(["score", "--device", "cpu", "--format", "csv", "--gt"])
+        .arg(&g)
+        .arg("--pred")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let upper = String::from_utf8_lossy(&o.stdout).into_owned();
+    let o = bin()
+        .args(["score", "--device", "cpu", "--format", "csv", "--gt"])
+        .arg(ex.join("labelsTs/ms_001.nii.gz"))
+        .arg("--pred")
+        .arg(ex.join("dice_loss/ms_001.nii.gz"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(upper, String::from_utf8_lossy(&o.stdout), "the same case, the same row");
+}

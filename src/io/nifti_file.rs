@@ -299,10 +299,11 @@ pub fn write_f32(path: &Path, values: &[f32], reference: &Header, geometry: &Geo
 /// Refuses an output name the NIfTI writer would change (it appends `.nii` to
 /// any other name, so the file would not land where asked) and an existing folder.
 fn check_volume_path(path: &Path) -> Result<()> {
-    if nifti_kind(path).is_none() {
+    let name = path.to_string_lossy();
+    if !(name.ends_with(".nii.gz") || name.ends_with(".nii")) {
         return Err(Error::input(
             path,
-            "volumes are written as .nii or .nii.gz; give the output one of those extensions",
+            "volumes are written as .nii or .nii.gz (lower case); give the output one of those extensions",
         ));
     }
     if path.is_dir() {
@@ -330,9 +331,10 @@ fn into_io(e: nifti::NiftiError) -> std::io::Error {
     }
 }
 
-/// `.nii.gz` (true) or `.nii` (false); None for other names.
+/// `.nii.gz` (true) or `.nii` (false), in any letter case (`CASE.NII.GZ`
+/// from Windows tools); None for other names.
 fn nifti_kind(path: &Path) -> Option<bool> {
-    let name = path.to_string_lossy();
+    let name = path.to_string_lossy().to_ascii_lowercase();
     if name.ends_with(".nii.gz") {
         Some(true)
     } else {
