@@ -125,18 +125,20 @@ fn shard_err(msg: String) -> Error {
 /// Combines the partial results of every shard of one run. Errors on a file
 /// that is not a partial, on mismatched settings (naming them), on a shard
 /// given twice or missing, and on a case found in two shards or in none.
+/// The shard a partial file holds; an error for a whole results file.
+fn spec_of(p: &ResultsFile) -> Result<ShardSpec> {
+    p.shard.ok_or_else(|| {
+        shard_err(format!(
+            "{} is not a partial results file (no \"shard\"): only output of score/compare --shard can be merged",
+            p.path.display()
+        ))
+    })
+}
+
 pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
     let first = parts
         .first()
         .ok_or_else(|| shard_err("no partial results given".into()))?;
-    let spec_of = |p: &ResultsFile| {
-        p.shard.ok_or_else(|| {
-            shard_err(format!(
-                "{} is not a partial results file (no \"shard\"): only output of score/compare --shard can be merged",
-                p.path.display()
-            ))
-        })
-    };
     let count = spec_of(first)?.count;
     let case_ids = first
         .case_ids
@@ -291,22 +293,41 @@ fn merge_detection(
     let Some(prob) = &config.prob else {
         return Ok(None);
     };
-    let mut found: HashMap<&str, &crate::prob::summary::CaseRecord> = HashMap::new();
+    let mut found: HashMap<&str, (&PathBuf, &crate::prob::summary::CaseRecord)> = HashMap::new();
     for p in parts {
+        let spec = spec_of(p)?;
         let det = p.models[m].detection.as_ref().ok_or_else(|| {
             shard_err(format!(
                 "{} has no \"detection\" though its config names probability maps",
                 p.path.display()
             ))
         })?;
-        found.extend(det.cases.iter().map(|c| (c.case.as_str(), c)));
+        // The same checks as the case records: an edited or mixed-up file
+        // must not have one shard's lesion list silently replace another's.
+        for c in &det.cases {
+            if !spec.owns(&c.case) {
+                return Err(shard_err(format!(
+                    "{}: detection record of case {:?} does not belong to shard {spec}",
+                    p.path.display(),
+                    c.case
+                )));
+            }
+            if let Some((prev, _)) = found.insert(c.case.as_str(), (&p.path, c)) {
+                return Err(shard_err(format!(
+                    "case {:?} has two detection records (in {} and {})",
+                    c.case,
+                    prev.display(),
+                    p.path.display()
+                )));
+            }
+        }
     }
     let mut cases = Vec::with_capacity(case_ids.len());
     for id in case_ids {
         let c = found
             .get(id.as_str())
             .ok_or_else(|| shard_err(format!("case {id:?} has no detection record in any partial file")))?;
-        cases.push((*c).clone());
+        cases.push(c.1.clone());
     }
     Ok(Some(crate::prob::summary::summarise(cases, prob.bootstrap_settings())))
 }

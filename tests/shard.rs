@@ -248,3 +248,43 @@ fn merge_refuses_missing_overlapping_and_mismatched_shards() {
         .assert()
         .code(2);
 }
+
+/// Detection records are checked like case records: one moved into another
+/// shard's file, or given twice, is an error, not a silent replacement.
+#[test]
+fn merge_checks_detection_records() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = fixtures().join("froc/cases");
+    let mut parts = Vec::new();
+    for i in 0..2 {
+        let p = d.path().join(format!("part-{i}.json"));
+        let spec = format!("{i}/2");
+        run_ok(
+            &["score", "--bootstrap", "0", "--shard", &spec, "--gt"],
+            &[
+                &dir.join("gt"),
+                Path::new("--prob"),
+                &dir.join("prob"),
+                Path::new("--json"),
+                &p,
+            ],
+        );
+        parts.push(p);
+    }
+    let read = |p: &Path| -> serde_json::Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let (mut a, b) = (read(&parts[0]), read(&parts[1]));
+    let stray = b["detection"]["cases"][0].clone();
+    let case = stray["case"].as_str().unwrap().to_string();
+    a["detection"]["cases"].as_array_mut().unwrap().push(stray);
+    let edited = d.path().join("edited.json");
+    std::fs::write(&edited, serde_json::to_vec(&a).unwrap()).unwrap();
+    let out = d.path().join("merged.json");
+    let e = merge_err(&[&edited, &parts[1]], &out);
+    assert!(
+        e.contains("edited.json")
+            && e.contains(&format!(
+                "detection record of case {case:?} does not belong to shard 0/2"
+            )),
+        "{e}"
+    );
+}
