@@ -384,9 +384,18 @@ pub fn read_and_label(
     timings: &Timings,
 ) -> Result<Labelled> {
     let vol = Timings::time(&timings.read, || io::read_mask(path))?;
-    label_volume(&vol.data, &vol.geometry, connectivity, min_size, Device::Cpu, timings)
+    label_volume(
+        &vol.data,
+        &vol.geometry,
+        connectivity,
+        min_size,
+        Device::Cpu,
+        timings,
+        path,
+    )
 }
 
+/// Labels a mask read from `source` (named in errors).
 pub(crate) fn label_volume(
     data: &[u8],
     geometry: &Geometry,
@@ -394,9 +403,10 @@ pub(crate) fn label_volume(
     min_size: MinSize,
     device: Device,
     timings: &Timings,
+    source: &Path,
 ) -> Result<Labelled> {
     let mut components = Timings::time(&timings.label, || {
-        label::label_on(data, geometry.shape, connectivity, device)
+        label::label_file(data, geometry.shape, connectivity, device, source)
     })?;
     components.remove_smaller_than(min_size.min_voxels(geometry.voxel_volume()));
     Ok(Labelled::new(components, geometry.clone()))
@@ -870,6 +880,7 @@ fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<
             min_gt,
             config.device,
             timings,
+            &case.gt,
         )?);
     }
     let geometry = gt_masks[0].1.clone();
@@ -890,6 +901,7 @@ fn evaluate_case(case: &Case, config: &EvalConfig, timings: &Timings) -> Result<
                         config.min_size_pred,
                         config.device,
                         timings,
+                        p,
                     )?);
                 }
                 Some(labelled)

@@ -16,7 +16,7 @@ pub use cpu::{label_cpu, label_cpu_recycling, label_cpu_slabs, label_cpu_slabs_w
 pub use gpu::{GpuOptions, GpuTimings, label_gpu, label_gpu_with};
 pub use stats::LesionStats;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -249,12 +249,34 @@ pub fn label_on(mask: &[u8], shape: [usize; 3], connectivity: Connectivity, devi
     label_timed(mask, shape, connectivity, device).map(|(c, _)| c)
 }
 
+/// [`label_on`] for the mask read from `source`: a GPU error, and the
+/// warning of a fallback, name the file (one case among hundreds).
+pub fn label_file(
+    mask: &[u8],
+    shape: [usize; 3],
+    connectivity: Connectivity,
+    device: Device,
+    source: &std::path::Path,
+) -> Result<Components> {
+    label_from(mask, shape, connectivity, device, Some(source)).map(|(c, _)| c)
+}
+
 /// Like [`label_on`], also returning the GPU's timings when the GPU ran.
 pub fn label_timed(
     mask: &[u8],
     shape: [usize; 3],
     connectivity: Connectivity,
     device: Device,
+) -> Result<(Components, Option<GpuTimings>)> {
+    label_from(mask, shape, connectivity, device, None)
+}
+
+fn label_from(
+    mask: &[u8],
+    shape: [usize; 3],
+    connectivity: Connectivity,
+    device: Device,
+    source: Option<&std::path::Path>,
 ) -> Result<(Components, Option<GpuTimings>)> {
     if device.resolve()? == Device::Cpu {
         return Ok((label(mask, shape, connectivity), None));
@@ -264,10 +286,16 @@ pub fn label_timed(
     match gpu {
         Ok((c, t)) => Ok((c, Some(t))),
         Err(e) if device == Device::Auto => {
-            eprintln!("warning: {e}; labelling this volume on the CPU");
+            match source {
+                Some(p) => eprintln!("warning: {}: {e}; labelling it on the CPU", p.display()),
+                None => eprintln!("warning: {e}; labelling this volume on the CPU"),
+            }
             Ok((label_cpu(mask, shape, connectivity), None))
         }
-        Err(e) => Err(e),
+        Err(e) => Err(match source {
+            Some(p) => Error::input(p, format!("labelling on the GPU: {e}")),
+            None => e,
+        }),
     }
 }
 
@@ -294,6 +322,12 @@ mod tests {
         assert!(gpu.is_none(), "labelled on the CPU");
         assert_eq!(c.count(), 2);
         assert!(label_timed(&mask, shape, Connectivity::TwentySix, Device::Gpu).is_err());
+        // Labelling a file's mask, the error names the file.
+        let source = std::path::Path::new("cases/case_7.nii.gz");
+        let e = label_file(&mask, shape, Connectivity::TwentySix, Device::Gpu, source)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("case_7.nii.gz") && e.contains("labelling on the GPU"), "{e}");
         PRETEND_HARDWARE.with(|p| p.set(false));
     }
 }

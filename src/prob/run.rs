@@ -14,6 +14,7 @@ use crate::eval::{self, CaseResult, EvalConfig, Labelled, ModelResult, Timings};
 use crate::io::{self, Volume};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 /// How a candidate's confidence is computed from its voxels.
@@ -157,6 +158,7 @@ fn evaluate_case(
         config.min_size_gt,
         config.device,
         timings,
+        &case.gt,
     )?;
     drop(gt_vol);
     let prob_path = case.preds.last().and_then(|p| p.as_ref());
@@ -170,7 +172,7 @@ fn evaluate_case(
     };
     let (pred, mask_missing) = match prob.mask_threshold {
         Some(t) => match &map {
-            Some(v) => (threshold_mask(v, t, config, timings)?, false),
+            Some(v) => (threshold_mask(v, t, config, timings, prob_path)?, false),
             None => (Labelled::empty(&gt.geometry), true),
         },
         None => match case.preds.first().and_then(|p| p.as_ref()) {
@@ -184,6 +186,7 @@ fn evaluate_case(
                     config.min_size_pred,
                     config.device,
                     timings,
+                    p,
                 )?;
                 (l, false)
             }
@@ -216,7 +219,13 @@ fn evaluate_case(
     Ok((result, CaseRecord::new(&case.id, &detections)))
 }
 
-fn threshold_mask(v: &Volume<f32>, t: f32, config: &EvalConfig, timings: &Timings) -> Result<Labelled> {
+fn threshold_mask(
+    v: &Volume<f32>,
+    t: f32,
+    config: &EvalConfig,
+    timings: &Timings,
+    source: Option<&PathBuf>,
+) -> Result<Labelled> {
     let mask: Vec<u8> = v.data.iter().map(|&p| u8::from(p >= t)).collect();
     eval::label_volume(
         &mask,
@@ -225,5 +234,6 @@ fn threshold_mask(v: &Volume<f32>, t: f32, config: &EvalConfig, timings: &Timing
         config.min_size_pred,
         config.device,
         timings,
+        source.map_or(Path::new("(probability map)"), |p| p.as_path()),
     )
 }
