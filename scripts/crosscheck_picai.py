@@ -17,8 +17,9 @@ ignored = pred - tp - fp, the candidates that are neither TP nor FP.  With allow
 candidates that reach IoU >= 0.1 with some GT lesion but lose the Hungarian assignment (picai drops
 them silently); with allow=False ignored is always 0.
 
-Why: lesioneval's `picai` preset follows allow=False (every unmatched candidate is an FP); this file
-documents how far picai's default differs on the same fixtures, for the Rust tests and the docs.
+Why: lesioneval's `picai` preset follows picai's default, allow=True (`--unmatched-overlap ignore`),
+while plain `--match iou:0.1` counts every unmatched candidate as an FP, as allow=False does; this
+file gives both on the same fixtures, for the Rust tests and the docs.
 
 Checks: the allow=False counts must equal the existing fixtures/picai/<suite>/expected.json counts
 (gt, pred, tp, fp, fn) where that file exists, and both settings are recomputed by a small independent
