@@ -413,6 +413,33 @@ fn hungarian(pairs: &[(u32, u32, f64)], plus_one: bool) -> Vec<(u32, u32, f64)> 
 mod tests {
     use super::*;
 
+    /// Equal-weight alternatives go to the lower label ids (DESIGN.md: ties
+    /// break by label id): a GT lesion split into two equal halves is matched
+    /// to the first half, and two GT halves of one prediction to the first.
+    #[test]
+    fn one_to_one_ties_go_to_the_lower_ids() {
+        assert_eq!(
+            assign_one_to_one(&[(1, 1, 0.5), (1, 2, 0.5)], 1, 2, true),
+            [(1, 1, 0.5)]
+        );
+        assert_eq!(
+            assign_one_to_one(&[(1, 2, 0.5), (1, 1, 0.5)], 1, 2, true),
+            [(1, 1, 0.5)]
+        );
+        assert_eq!(
+            assign_one_to_one(&[(1, 1, 0.5), (2, 1, 0.5)], 2, 1, true),
+            [(1, 1, 0.5)]
+        );
+        assert_eq!(
+            assign_one_to_one(&[(2, 1, 0.5), (1, 1, 0.5)], 2, 1, true),
+            [(1, 1, 0.5)]
+        );
+        let square = [(1, 1, 0.3), (1, 2, 0.3), (2, 1, 0.3), (2, 2, 0.3)];
+        assert_eq!(assign_one_to_one(&square, 2, 2, true), [(1, 1, 0.3), (2, 2, 0.3)]);
+        let wide = [(1, 1, 0.2), (1, 2, 0.2), (1, 3, 0.2), (2, 2, 0.2), (2, 3, 0.2)];
+        assert_eq!(assign_one_to_one(&wide, 2, 3, true), [(1, 1, 0.2), (2, 2, 0.2)]);
+    }
+
     fn table(gt: &[u64], pred: &[u64], pairs: &[(u32, u32, u64)]) -> OverlapTable {
         OverlapTable {
             gt_sizes: gt.to_vec(),
