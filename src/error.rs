@@ -52,7 +52,8 @@ impl Error {
 }
 
 impl Error {
-    /// Attach the model file to an error raised while running it.
+    /// Attach the file (a model, a mask) to an error raised while running or
+    /// labelling it, keeping the error's kind.
     pub(crate) fn in_file(self, path: &std::path::Path) -> Error {
         match self {
             Error::Gpu(m) => Error::Gpu(format!("{}: {m}", path.display())),
