@@ -401,7 +401,8 @@ fn runaway_windows_and_nan_outputs_are_errors() {
 
 /// Three Convs reading one initializer hold one copy of it (a crafted model
 /// that shares a large weight across many nodes cannot multiply its memory),
-/// on the CPU and on the GPU, and the result is the same as with three copies.
+/// and each backend computes the same as with three copies (on the GPU the
+/// shared weight is uploaded once, by pointer).
 #[test]
 fn nodes_that_share_an_initializer_share_one_copy() {
     use common::onnx::{model, node, tensor, value};
@@ -449,8 +450,9 @@ fn nodes_that_share_an_initializer_share_one_copy() {
     }
 }
 
-/// A shape that fails late in the graph is reported before anything runs:
-/// the 2^30-value Resize ahead of the failing Concat is never computed.
+/// A shape that fails late in the graph is an error naming the model and the
+/// node on both backends (that no op runs first is counted by the unit test
+/// `a_late_shape_error_stops_the_run_before_any_op`).
 #[test]
 fn a_late_shape_error_is_found_before_the_model_runs() {
     use common::onnx::{model, node, tensor_i64, value};

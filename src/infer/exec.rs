@@ -115,7 +115,11 @@ pub fn run_cpu(m: &Model, inputs: &[&Tensor]) -> std::result::Result<Tensor, Str
                 left.remove(n.inputs[0].as_str());
                 t
             }
-            _ => cpu::run_op(&n.op, &ins).map_err(|e| node_err(n, e))?,
+            _ => {
+                #[cfg(test)]
+                tests::OPS_RUN.with(|c| c.set(c.get() + 1));
+                cpu::run_op(&n.op, &ins).map_err(|e| node_err(n, e))?
+            }
         };
         for i in &n.inputs {
             if let Some(c) = left.get_mut(i.as_str()) {
@@ -177,4 +181,51 @@ pub(crate) fn check_inputs<'a>(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::model::{ModelInput, Node, ResizeSpec, ResizeTarget};
+
+    thread_local! {
+        pub(super) static OPS_RUN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// A Concat whose shapes cannot fit, after a Resize to 2^30 values: the
+    /// error comes from planning, before the Resize is computed.
+    #[test]
+    fn a_late_shape_error_stops_the_run_before_any_op() {
+        let node = |name: &str, inputs: &[&str], op: Op| Node {
+            name: name.into(),
+            op_type: name.into(),
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            output: format!("{name}_out"),
+            op,
+        };
+        let resize = Op::Resize(Box::new(ResizeSpec {
+            linear: false,
+            coord: crate::infer::model::Coord::Asymmetric,
+            nearest: crate::infer::model::NearestMode::Floor,
+            target: ResizeTarget::Sizes(vec![1, 1, 1024, 1024, 1024]),
+        }));
+        let m = Model {
+            inputs: vec![ModelInput {
+                name: "x".into(),
+                dims: vec![None, Some(1), None, None, None],
+            }],
+            output: "join_out".into(),
+            nodes: vec![
+                node("big", &["x"], resize),
+                node("join", &["big_out", "x"], Op::Concat { axis: 1 }),
+            ],
+            ends_in_activation: false,
+            opset: 13,
+        };
+        let x = Tensor::new(vec![1, 1, 2, 2, 2], vec![1.0; 8]);
+        OPS_RUN.with(|c| c.set(0));
+        let e = run_cpu(&m, &[&x]).unwrap_err();
+        assert!(e.contains("node 'join' (join)"), "{e}");
+        assert_eq!(OPS_RUN.with(|c| c.get()), 0, "no op ran");
+    }
 }
