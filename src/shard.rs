@@ -122,9 +122,6 @@ fn shard_err(msg: String) -> Error {
     Error::Dataset(format!("cannot merge: {msg}"))
 }
 
-/// Combines the partial results of every shard of one run. Errors on a file
-/// that is not a partial, on mismatched settings (naming them), on a shard
-/// given twice or missing, and on a case found in two shards or in none.
 /// The shard a partial file holds; an error for a whole results file.
 fn spec_of(p: &ResultsFile) -> Result<ShardSpec> {
     p.shard.ok_or_else(|| {
@@ -135,6 +132,9 @@ fn spec_of(p: &ResultsFile) -> Result<ShardSpec> {
     })
 }
 
+/// Combines the partial results of every shard of one run. Errors on a file
+/// that is not a partial, on mismatched settings (naming them), on a shard
+/// given twice or missing, and on a case found in two shards or in none.
 pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
     let first = parts
         .first()
@@ -293,6 +293,7 @@ fn merge_detection(
     let Some(prob) = &config.prob else {
         return Ok(None);
     };
+    let known: HashSet<&str> = case_ids.iter().map(String::as_str).collect();
     let mut found: HashMap<&str, (&PathBuf, &crate::prob::summary::CaseRecord)> = HashMap::new();
     for p in parts {
         let spec = spec_of(p)?;
@@ -305,7 +306,7 @@ fn merge_detection(
         // The same checks as the case records: an edited or mixed-up file
         // must not have one shard's lesion list silently replace another's.
         for c in &det.cases {
-            if !spec.owns(&c.case) {
+            if !known.contains(c.case.as_str()) || !spec.owns(&c.case) {
                 return Err(shard_err(format!(
                     "{}: detection record of case {:?} does not belong to shard {spec}",
                     p.path.display(),

@@ -250,7 +250,7 @@ fn merge_refuses_missing_overlapping_and_mismatched_shards() {
 }
 
 /// Detection records are checked like case records: one moved into another
-/// shard's file, or given twice, is an error, not a silent replacement.
+/// shard's file is an error, not a silent replacement of that shard's.
 #[test]
 fn merge_checks_detection_records() {
     let d = tempfile::tempdir().unwrap();
