@@ -413,9 +413,10 @@ fn hungarian(pairs: &[(u32, u32, f64)], plus_one: bool) -> Vec<(u32, u32, f64)> 
 mod tests {
     use super::*;
 
-    /// Equal-weight alternatives go to the lower label ids (DESIGN.md: ties
-    /// break by label id): a GT lesion split into two equal halves is matched
-    /// to the first half, and two GT halves of one prediction to the first.
+    /// Equal-weight alternatives go to the lower label ids in these patterns
+    /// (the design asks ties to break by label id; the solver's order gives
+    /// it here, see docs/metrics.md): a GT lesion split into two equal halves
+    /// is matched to the first half, two GT halves of one prediction likewise.
     #[test]
     fn one_to_one_ties_go_to_the_lower_ids() {
         assert_eq!(
