@@ -217,16 +217,11 @@ impl GpuModel {
         })
     }
 
-    /// Shapes of every value for an input shape (no execution).
-    fn shapes(&self, inputs: &[&[usize]]) -> std::result::Result<HashMap<String, Vec<usize>>, String> {
-        plan_shapes(&self.model, inputs)
-    }
-
     /// How many patches (batch entries) run in one call: as many as let the
     /// largest tensor fit one storage binding, at most 16; 1 when the model
     /// fixes its batch size or does not accept a larger one.
     pub fn max_batch(&self, batch1: &[usize]) -> Result<usize> {
-        let s = self.shapes(&[batch1]).map_err(Error::Config)?;
+        let s = plan_shapes(&self.model, &[batch1]).map_err(Error::Config)?;
         let largest = s.values().map(|v| v.iter().product::<usize>() * 4).max().unwrap_or(4) as u64;
         let limit = self
             .ctx
@@ -246,14 +241,18 @@ impl GpuModel {
         }
         let mut shape = batch1.to_vec();
         shape[0] = b;
-        Ok(if self.shapes(&[&shape]).is_ok() { b } else { 1 })
+        Ok(if plan_shapes(&self.model, &[&shape]).is_ok() {
+            b
+        } else {
+            1
+        })
     }
 
     /// Run the model on `input` and read the output back.
     pub fn run(&self, inputs: &[&Tensor]) -> Result<Tensor> {
         check_inputs(&self.model, inputs.iter().map(|t| t.shape.as_slice())).map_err(Error::Config)?;
         let in_shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
-        let shapes = self.shapes(&in_shapes).map_err(Error::Config)?;
+        let shapes = plan_shapes(&self.model, &in_shapes).map_err(Error::Config)?;
         let limit = self
             .ctx
             .limits
