@@ -137,8 +137,8 @@ pub struct DetectionMetrics {
 pub const CPM_FP_RATES: [f64; 7] = [0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0];
 
 impl DetectionMetrics {
-    /// Sensitivity at `fp_per_case` (step function: the last point with FPR ≤ x; 0 if none,
-    /// even without GT lesions, as picai_eval; NaN at a point without GT lesions).
+    /// Sensitivity at `fp_per_case` (step function: the last point with FPR ≤ x; 0 if none, as
+    /// picai_eval, also without GT lesions, where every point's sensitivity is NaN).
     pub fn sensitivity_at(&self, fp_per_case: f64) -> f64 {
         let min = self.lesion_fpr.iter().copied().fold(f64::INFINITY, f64::min);
         if min > fp_per_case {
@@ -429,9 +429,9 @@ mod tests {
         assert_eq!(m.sensitivity_at(0.25), 0.0);
     }
 
-    /// Resamples without a lesion leave AP out of its interval, as CPM is.
+    /// Resamples without a lesion are left out of the AP and CPM intervals.
     #[test]
-    fn resamples_without_lesions_do_not_count_for_ap() {
+    fn resamples_without_lesions_do_not_count_for_ap_or_cpm() {
         // One lesion found, one missed: AP and CPM are 0.5 whenever the case is drawn.
         let mut cases = vec![CaseDetections {
             lesions: vec![entry(true, 0.9), entry(true, 0.0)],
