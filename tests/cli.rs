@@ -4,7 +4,7 @@
 mod common;
 
 use assert_cmd::Command;
-use common::{RawNifti, fixtures};
+use common::{RawNifti, entries, fixtures};
 use std::path::{Path, PathBuf};
 
 fn bin() -> Command {
@@ -21,16 +21,6 @@ fn pair_with(dir: &Path, pred: &RawNifti, name: &str) -> (PathBuf, PathBuf) {
     RawNifti::u8([4, 4, 4], mask).write(&g.join(format!("case.{name}")));
     pred.write(&p.join(format!("case.{name}")));
     (g, p)
-}
-
-/// The names in `dir`, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Runs `score` and asserts exit 2 with a message naming `file` and containing `needle`.

@@ -395,14 +395,7 @@ fn plots_of_mask_only_runs_and_the_plots_flag() {
         }
     }
     std::fs::write(figs.join("counts.png"), "x").unwrap();
-    let list = |dir: &Path| {
-        let mut names: Vec<String> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    let list = common::entries;
     for dir in [&figs, &user] {
         let o = bin()
             .args(["compare", "--device", "cpu", "--gt"])

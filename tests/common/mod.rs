@@ -8,6 +8,16 @@ use lesioneval::label::{Components, Connectivity, reference::label_bfs};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The names in `dir`, sorted.
+pub fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Repository root (for fixtures).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
