@@ -222,21 +222,7 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
             let spec = spec_of(p)?;
             let rec = &p.models[m];
             for c in &rec.cases {
-                if !known.contains(c.case.as_str()) || !spec.owns(&c.case) {
-                    return Err(shard_err(format!(
-                        "{}: case {:?} does not belong to shard {spec}",
-                        p.path.display(),
-                        c.case
-                    )));
-                }
-                if let Some((prev, _)) = found.insert(&c.case, (&p.path, c.to_case_result())) {
-                    return Err(shard_err(format!(
-                        "case {:?} is in two partial files ({} and {})",
-                        c.case,
-                        prev.display(),
-                        p.path.display()
-                    )));
-                }
+                place(&mut found, &known, spec, &p.path, "case", &c.case, c.to_case_result())?;
             }
             missing.extend(rec.missing.iter().map(String::as_str));
         }
@@ -269,7 +255,7 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
             .region
             .as_ref()
             .and_then(|r| first.config.regions.iter().find(|c| &c.name == r).cloned());
-        model.detection = merge_detection(parts, m, case_ids, &first.config)?;
+        model.detection = merge_detection(parts, m, case_ids, &known, &first.config)?;
         models.push(model);
     }
     Ok(Merged {
@@ -281,6 +267,34 @@ pub fn merge(parts: &[ResultsFile]) -> Result<Merged> {
     })
 }
 
+/// Files the record of case `id` from partial file `path` (shard `spec`) in
+/// `found`; an error when the case is not in the run, belongs to another
+/// shard, or is already filed. `what` names the record in the error.
+fn place<'a, T>(
+    found: &mut HashMap<&'a str, (&'a PathBuf, T)>,
+    known: &HashSet<&str>,
+    spec: ShardSpec,
+    path: &'a PathBuf,
+    what: &str,
+    id: &'a str,
+    record: T,
+) -> Result<()> {
+    if !known.contains(id) || !spec.owns(id) {
+        return Err(shard_err(format!(
+            "{}: {what} {id:?} does not belong to shard {spec}",
+            path.display()
+        )));
+    }
+    if let Some((prev, _)) = found.insert(id, (path, record)) {
+        return Err(shard_err(format!(
+            "{what} {id:?} is in two partial files ({} and {})",
+            prev.display(),
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Probability-map runs: the shards' per-case lesion lists in unsharded case
 /// order, and every curve and interval recomputed from them (the bootstrap
 /// draws depend on that order, so they come out as an unsharded run's).
@@ -288,12 +302,12 @@ fn merge_detection(
     parts: &[ResultsFile],
     m: usize,
     case_ids: &[String],
+    known: &HashSet<&str>,
     config: &crate::eval::ConfigRecord,
 ) -> Result<Option<crate::prob::summary::DetectionSummary>> {
     let Some(prob) = &config.prob else {
         return Ok(None);
     };
-    let known: HashSet<&str> = case_ids.iter().map(String::as_str).collect();
     let mut found: HashMap<&str, (&PathBuf, &crate::prob::summary::CaseRecord)> = HashMap::new();
     for p in parts {
         let spec = spec_of(p)?;
@@ -306,21 +320,7 @@ fn merge_detection(
         // The same checks as the case records: an edited or mixed-up file
         // must not have one shard's lesion list silently replace another's.
         for c in &det.cases {
-            if !known.contains(c.case.as_str()) || !spec.owns(&c.case) {
-                return Err(shard_err(format!(
-                    "{}: detection record of case {:?} does not belong to shard {spec}",
-                    p.path.display(),
-                    c.case
-                )));
-            }
-            if let Some((prev, _)) = found.insert(c.case.as_str(), (&p.path, c)) {
-                return Err(shard_err(format!(
-                    "case {:?} has two detection records (in {} and {})",
-                    c.case,
-                    prev.display(),
-                    p.path.display()
-                )));
-            }
+            place(&mut found, known, spec, &p.path, "detection record of case", &c.case, c)?;
         }
     }
     let mut cases = Vec::with_capacity(case_ids.len());
