@@ -712,22 +712,18 @@ fn upper_case_extensions_are_nifti_files() {
     std::fs::create_dir_all(&p).unwrap();
     std::fs::copy(ex.join("labelsTs/ms_001.nii.gz"), g.join("ms_001.nii.gz")).unwrap();
     std::fs::copy(ex.join("dice_loss/ms_001.nii.gz"), p.join("ms_001.NII.GZ")).unwrap();
-    let o = bin()
-        .args(["score", "--device", "cpu", "--format", "csv", "--gt"])
-        .arg(&g)
-        .arg("--pred")
-        .arg(&p)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let upper = String::from_utf8_lossy(&o.stdout).into_owned();
-    let o = bin()
-        .args(["score", "--device", "cpu", "--format", "csv", "--gt"])
-        .arg(ex.join("labelsTs/ms_001.nii.gz"))
-        .arg("--pred")
-        .arg(ex.join("dice_loss/ms_001.nii.gz"))
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(upper, String::from_utf8_lossy(&o.stdout), "the same case, the same row");
+    let score_csv = |gt: &Path, pred: &Path| {
+        let o = bin()
+            .args(["score", "--device", "cpu", "--format", "csv", "--gt"])
+            .arg(gt)
+            .arg("--pred")
+            .arg(pred)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let upper = score_csv(&g, &p);
+    let lower = score_csv(&ex.join("labelsTs/ms_001.nii.gz"), &ex.join("dice_loss/ms_001.nii.gz"));
+    assert_eq!(upper, lower, "the same case, the same row");
 }
